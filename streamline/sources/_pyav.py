@@ -1,0 +1,201 @@
+"""PyAV at arm's length: open containers and read stream facts, with typed errors.
+
+Every PyAV/FFmpeg exception that can come out of opening or probing a file is
+turned into a streamline error naming the file here, so no caller sees a
+traceback from inside the dependency.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from ..errors import CorruptMediaError, DeviceError, MediaError, MediaNotFoundError, NoMediaStreamsError
+from ..types import MediaInfo, StreamInfo
+
+__all__ = ["open_file", "open_device", "stream_info", "probe", "describe_av_error"]
+
+# Bounded probing so that a truncated or garbage file fails in seconds, never hangs.
+_FILE_OPTIONS = {"probesize": str(20_000_000), "analyzeduration": str(10_000_000)}
+_OPEN_TIMEOUT_S = 10.0
+
+
+def describe_av_error(exc: BaseException) -> str:
+    """A short, human description of a PyAV/FFmpeg error (no errno noise)."""
+    if isinstance(exc, av.error.FFmpegError):
+        text = exc.strerror or str(exc)
+        return text.rstrip(".")
+    return str(exc) or type(exc).__name__
+
+
+def open_file(path: str | os.PathLike[str]) -> av.container.InputContainer:
+    """Open a media file for reading.
+
+    Raises:
+        MediaNotFoundError: the path does not exist or is not a file.
+        CorruptMediaError: FFmpeg cannot read it (truncated, not media, unknown format).
+        NoMediaStreamsError: it holds neither audio nor video.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MediaNotFoundError(f"{p}: no such file")
+    if not p.is_file():
+        raise MediaNotFoundError(f"{p}: not a regular file")
+    if p.stat().st_size == 0:
+        raise CorruptMediaError(f"{p}: file is empty (0 bytes)")
+    try:
+        container = av.open(
+            str(p), mode="r", options=_FILE_OPTIONS, timeout=_OPEN_TIMEOUT_S, metadata_errors="replace"
+        )
+    except av.error.EOFError as exc:
+        raise CorruptMediaError(f"{p}: truncated: the data ends before the container headers do") from exc
+    except av.error.InvalidDataError as exc:
+        raise CorruptMediaError(f"{p}: not a readable audio or video file ({describe_av_error(exc)})") from exc
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise CorruptMediaError(f"{p}: cannot open as media ({describe_av_error(exc)})") from exc
+    if not any(s.type in ("audio", "video") for s in container.streams):
+        container.close()
+        raise NoMediaStreamsError(f"{p}: contains neither an audio nor a video stream")
+    return container
+
+
+def open_device(url: str, format_name: str, options: dict[str, str] | None = None) -> av.container.InputContainer:
+    """Open a capture device (or a lavfi graph) through PyAV.
+
+    Raises:
+        DeviceError: the input format is not in this FFmpeg build, or the device
+            cannot be opened (missing, busy, no permission, unsupported mode).
+    """
+    if format_name not in av.formats_available:
+        raise DeviceError(
+            f"input format {format_name!r} is not available in this PyAV/FFmpeg build "
+            f"(device {url!r}); available device formats here: "
+            f"{', '.join(sorted(f for f in ('v4l2', 'alsa', 'pulse', 'avfoundation', 'dshow', 'lavfi') if f in av.formats_available))}"
+        )
+    try:
+        return av.open(url, mode="r", format=format_name, options=dict(options or {}), timeout=_OPEN_TIMEOUT_S)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise DeviceError(f"cannot open {format_name} device {url!r}: {describe_av_error(exc)}") from exc
+
+
+def _seconds(value: Any, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _stream_rotation(stream: Any) -> int:
+    """Display rotation of a video stream, degrees counter-clockwise (0 if none)."""
+    matrix = None
+    try:
+        matrix = stream.side_data.get("DISPLAYMATRIX") if hasattr(stream, "side_data") else None
+    except Exception:  # noqa: BLE001 - side data is optional metadata
+        matrix = None
+    if matrix is not None:
+        try:
+            return int(round(float(matrix))) % 360
+        except (TypeError, ValueError):
+            pass
+    rotate = stream.metadata.get("rotate") if stream.metadata else None
+    if rotate is not None:
+        try:
+            return (-int(float(rotate))) % 360
+        except ValueError:
+            return 0
+    return 0
+
+
+def stream_info(stream: Any, rotation_deg: int | None = None) -> StreamInfo:
+    """Describe one PyAV stream as a :class:`StreamInfo`."""
+    time_base = stream.time_base
+    codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
+    common = dict(
+        index=stream.index,
+        kind=stream.type,
+        codec=codec,
+        start_s=_seconds(stream.start_time, time_base),
+        duration_s=_seconds(stream.duration, time_base),
+        time_base=f"{time_base.numerator}/{time_base.denominator}" if time_base else "unknown",
+    )
+    if stream.type == "video":
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        rotation = _stream_rotation(stream) if rotation_deg is None else rotation_deg
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return StreamInfo(
+            **common,
+            fps=float(rate) if rate else None,
+            width=width or None,
+            height=height or None,
+            rotation_deg=rotation,
+        )
+    channels = stream.codec_context.channels if hasattr(stream.codec_context, "channels") else None
+    layout = getattr(stream.codec_context, "layout", None)
+    if layout is not None:
+        channels = getattr(layout, "nb_channels", channels) or channels
+    return StreamInfo(
+        **common,
+        sample_rate_hz=stream.codec_context.sample_rate or None,
+        channels=channels or None,
+    )
+
+
+def _first_rotation(container: Any, stream: Any) -> int | None:
+    """Rotation read from the first decoded frame (where stream side data is absent)."""
+    try:
+        for frame in container.decode(stream):
+            return int(round(frame.rotation)) % 360
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return None
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Read a media file's streams without decoding it (one frame of video at most).
+
+    Args:
+        path: the file.
+
+    Returns:
+        :class:`MediaInfo`; ``origin_offset_ns`` is the earliest stream start, the
+        container time that :func:`open_media` maps to session time 0.
+
+    Raises:
+        MediaNotFoundError, CorruptMediaError, NoMediaStreamsError: see :func:`open_file`.
+    """
+    from ..timeline import pts_to_ns
+
+    container = open_file(path)
+    try:
+        streams = []
+        for stream in container.streams:
+            if stream.type not in ("audio", "video"):
+                continue
+            rotation = None
+            if stream.type == "video" and _stream_rotation(stream) == 0:
+                rotation = _first_rotation(container, stream)
+                container.seek(0)
+            streams.append(stream_info(stream, rotation))
+        starts = [
+            pts_to_ns(s.start_time, s.time_base)
+            for s in container.streams
+            if s.type in ("audio", "video") and s.start_time is not None and s.time_base is not None
+        ]
+        duration = container.duration / 1e6 if container.duration else None
+        return MediaInfo(
+            path=str(path),
+            format_name=container.format.name,
+            duration_s=duration,
+            streams=tuple(streams),
+            origin_offset_ns=min(starts) if starts else 0,
+        )
+    except av.error.FFmpegError as exc:
+        raise CorruptMediaError(f"{path}: cannot read stream information ({describe_av_error(exc)})") from exc
+    finally:
+        container.close()
