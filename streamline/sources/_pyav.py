@@ -146,12 +146,15 @@ def stream_info(stream: Any, rotation_deg: int | None = None) -> StreamInfo:
     )
 
 
-def _first_rotation(container: Any, stream: Any) -> int | None:
-    """Rotation read from the first decoded frame (where stream side data is absent)."""
+def _first_rotation(path: str | os.PathLike[str], stream_index: int) -> int | None:
+    """Rotation read from the first decoded frame (PyAV exposes the display matrix on frames)."""
     try:
-        for frame in container.decode(stream):
-            return int(round(frame.rotation)) % 360
-    except (av.error.FFmpegError, ValueError):
+        with av.open(str(path), mode="r", options=_FILE_OPTIONS, timeout=_OPEN_TIMEOUT_S,
+                     metadata_errors="replace") as container:
+            stream = container.streams[stream_index]
+            for frame in container.decode(stream):
+                return int(round(frame.rotation)) % 360
+    except (av.error.FFmpegError, ValueError, OSError):
         return None
     return None
 
@@ -179,8 +182,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 continue
             rotation = None
             if stream.type == "video" and _stream_rotation(stream) == 0:
-                rotation = _first_rotation(container, stream)
-                container.seek(0)
+                rotation = _first_rotation(path, stream.index)
             streams.append(stream_info(stream, rotation))
         starts = [
             pts_to_ns(s.start_time, s.time_base)

@@ -1,0 +1,98 @@
+"""The bounded hand-off operator: policies, ordering, errors and thread lifetime."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import reactivex
+from reactivex.subject import Subject
+
+from streamline import ConfigError
+from streamline.flow import Handoff, OverflowPolicy
+
+
+def run(observable, timeout_s=10):
+    items, errors, done = [], [], threading.Event()
+    observable.subscribe(items.append, on_error=lambda e: (errors.append(e), done.set()), on_completed=done.set)
+    assert done.wait(timeout_s)
+    return items, errors
+
+
+def test_block_policy_loses_nothing_and_keeps_order():
+    h = Handoff(4, OverflowPolicy.BLOCK, name="t")
+    items, errors = run(reactivex.from_iterable(range(5000)).pipe(h))
+    assert items == list(range(5000)) and not errors
+    assert h.stats.dropped == 0 and h.stats.put == 5000
+    assert h.stats.max_depth <= 5
+
+
+def test_items_are_delivered_on_the_handoff_thread():
+    names = []
+    h = Handoff(2, OverflowPolicy.BLOCK, name="worker")
+    done = threading.Event()
+    reactivex.from_iterable([1, 2]).pipe(h).subscribe(lambda _: names.append(threading.current_thread().name),
+                                                      on_completed=done.set)
+    assert done.wait(5)
+    assert set(names) == {"streamline-worker"}
+
+
+def test_keep_latest_drops_the_oldest_and_counts():
+    h = Handoff(1, OverflowPolicy.KEEP_LATEST, name="latest")
+    subject: Subject[int] = Subject()
+    seen, done = [], threading.Event()
+    gate = threading.Event()
+
+    def slow(x):
+        gate.wait(5)
+        seen.append(x)
+
+    subject.pipe(h).subscribe(slow, on_completed=done.set)
+    for i in range(100):
+        subject.on_next(i)
+    gate.set()
+    subject.on_completed()
+    assert done.wait(5)
+    assert seen[-1] == 99
+    assert h.stats.dropped == 100 - len(seen)
+    assert h.stats.dropped >= 90
+
+
+def test_upstream_error_reaches_the_subscriber_after_queued_items():
+    def boom(observer, scheduler=None):
+        observer.on_next(1)
+        observer.on_error(ValueError("bad input"))
+    items, errors = run(reactivex.create(boom).pipe(Handoff(8, OverflowPolicy.BLOCK)))
+    assert items == [1] and isinstance(errors[0], ValueError)
+
+
+def test_a_raising_subscriber_gets_on_error_and_the_thread_ends():
+    before = set(threading.enumerate())
+    errors, done = [], threading.Event()
+
+    def bad(_):
+        raise RuntimeError("consumer bug")
+
+    reactivex.from_iterable(range(10)).pipe(Handoff(2, OverflowPolicy.BLOCK)).subscribe(
+        bad, on_error=lambda e: (errors.append(e), done.set()))
+    assert done.wait(5)
+    assert isinstance(errors[0], RuntimeError)
+    time.sleep(0.05)
+    assert set(threading.enumerate()) <= before
+
+
+def test_dispose_stops_the_thread():
+    before = set(threading.enumerate())
+    subject: Subject[int] = Subject()
+    disposable = subject.pipe(Handoff(2, OverflowPolicy.BLOCK)).subscribe(lambda _: None)
+    subject.on_next(1)
+    disposable.dispose()
+    assert set(threading.enumerate()) <= before
+
+
+def test_the_bound_is_a_decision_for_the_caller():
+    with pytest.raises(ConfigError):
+        Handoff(0, OverflowPolicy.BLOCK)
+    with pytest.raises(ConfigError):
+        Handoff(3, "block")  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""The time model: exact PTS conversion and ingress repair."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamline import TimestampError, TimestampFlag
+from streamline.timeline import DeviceClockModel, TimestampRepairer, pts_to_ns, seconds_to_ns
+
+
+def test_pts_to_ns_is_exact_for_common_time_bases():
+    assert pts_to_ns(3003, Fraction(1, 30000)) == 100_100_000  # NTSC frame
+    assert pts_to_ns(1, Fraction(1, 3)) == 333_333_333
+    assert pts_to_ns(2, Fraction(1, 3)) == 666_666_667  # rounded half away from zero
+    assert pts_to_ns(-1, Fraction(1, 3)) == -333_333_333
+    assert pts_to_ns(90000 * 3600 * 24, Fraction(1, 90000)) == 86_400 * 10**9  # one day, no float drift
+
+
+def test_seconds_to_ns_rejects_nan():
+    assert seconds_to_ns(1.5) == 1_500_000_000
+    with pytest.raises(TimestampError, match="hop_s"):
+        seconds_to_ns(float("nan"), name="hop_s")
+
+
+def test_repairer_counts_each_anomaly():
+    r = TimestampRepairer(max_gap_ns=10_000, reset_threshold_ns=1_000)
+    out = [r.repair(t, 10) for t in (0, 10, 10, 5, None, -5_000, 10**12, 10**12 + 10)]
+    times = [t for t, _ in out]
+    assert times == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert [f for _, f in out][4] == TimestampFlag.SYNTHESIZED
+    assert r.stats.as_dict() == {"items": 8, "synthesized": 1, "duplicates": 1, "backwards": 1,
+                                 "resets": 1, "jumps": 1}
+
+
+def test_repairer_keeps_real_gaps():
+    r = TimestampRepairer(max_gap_ns=1_000_000)
+    assert r.repair(0, 10)[0] == 0
+    assert r.repair(500_000, 10) == (500_000, TimestampFlag.NONE)  # a hole, not an anomaly
+    assert r.stats.repaired == 0
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-10**12, 10**12)), max_size=200))
+def test_repairer_output_is_strictly_increasing_for_any_input(raw):
+    r = TimestampRepairer()
+    times = [r.repair(t, 1000)[0] for t in raw]
+    assert all(b > a for a, b in zip(times, times[1:]))
+
+
+def test_device_clock_model_maps_onto_the_session_clock_and_tracks_drift():
+    model = DeviceClockModel(window=64)
+    # Device clock runs 100 ppm fast, starts at an arbitrary epoch, arrives 2-7 ms late.
+    epoch = 1_700_000_000 * 10**9
+    errors = []
+    for i in range(2000):
+        session_true = i * 10_000_000
+        device = epoch + int(session_true * (1 + 100e-6))
+        arrival = session_true + 2_000_000 + (i * 7919 % 5_000_000)
+        mapped = model.map(device, arrival)
+        errors.append(mapped - session_true)
+    # After warm-up the mapping stays within a few ms of the truth.
+    assert max(abs(e) for e in errors[500:]) < 5_000_000
