@@ -209,27 +209,35 @@ class TimestampRepairer:
 class DeviceClockModel:
     """Map a device's capture timestamps onto the session clock.
 
-    A device stamps items on its own clock (a v4l2 buffer time, an ALSA sample
-    count, a lavfi PTS). The session sees them arrive at ``arrival_ns`` on its
-    own clock, always *after* capture. The model keeps
+    A device stamps items on its own clock (a v4l2 buffer time, ALSA wall-clock
+    microseconds, a lavfi PTS). The session sees them arrive at ``arrival_ns`` on
+    its own clock, always *after* capture. The model is
 
-        session_ns = device_ns * (1 + drift) + offset_ns
+        session_ns = device_ns + offset_ns + drift * (device_ns - anchor_ns)
 
-    where ``offset_ns`` tracks the lower envelope of ``arrival - device`` (the
-    smallest observed delivery delay, which is the closest to pure clock offset)
-    and ``drift`` is the slope of that envelope over the last ``window`` items
-    (so audio and video from different crystals stay aligned over long sessions).
-    This is the approach of Lab Streaming Layer's clock offsets, reduced to one
-    process.
+    * ``drift``: the slope of a least-squares line through the per-second minima
+      of ``arrival - device`` over the last ``history_s`` seconds (the smallest
+      delivery delay in each second is the closest to pure clock offset);
+    * ``offset_ns``: the smallest drift-corrected delay among the last ``window``
+      items (so a late burst never moves the mapping, and a clock step is
+      followed within ``window`` items).
+
+    This is Lab Streaming Layer's idea of clock offsets from the delay envelope,
+    reduced to one process. The fixed part of the delivery latency cannot be
+    observed and stays in the mapping (items look that much late).
 
     Args:
-        window: how many recent (device, arrival) pairs the fit uses.
+        window: recent items used for the offset.
+        history_s: seconds of per-second minima used for the drift.
     """
 
-    def __init__(self, *, window: int = 256) -> None:
-        if window < 2:
-            raise ConfigError(f"DeviceClockModel: window must be >= 2, got {window}")
+    def __init__(self, *, window: int = 256, history_s: int = 300) -> None:
+        if window < 2 or history_s < 4:
+            raise ConfigError(f"DeviceClockModel: need window >= 2 and history_s >= 4, got {window}, {history_s}")
         self._pairs: deque[tuple[int, int]] = deque(maxlen=window)
+        self._envelope: deque[tuple[int, int]] = deque(maxlen=history_s)
+        self._bucket: int | None = None
+        self._bucket_min: tuple[int, int] | None = None
         self._offset_ns: int | None = None
         self._drift = 0.0
         self._anchor_device_ns = 0
@@ -241,26 +249,34 @@ class DeviceClockModel:
 
     @property
     def drift_ppm(self) -> float:
-        """Estimated drift of the device clock against the session clock, parts per million."""
+        """Estimated rate error of the device clock against the session clock, parts per million."""
         return self._drift * 1e6
+
+    def _update_drift(self, device_ns: int, delay_ns: int) -> None:
+        bucket = device_ns // NS_PER_S
+        if bucket != self._bucket:
+            if self._bucket_min is not None:
+                self._envelope.append(self._bucket_min)
+                if len(self._envelope) >= 5 and self._envelope[-1][0] - self._envelope[0][0] >= 4 * NS_PER_S:
+                    t0 = self._envelope[0][0]
+                    xs = [(t - t0) / NS_PER_S for t, _ in self._envelope]
+                    ys = [float(d) for _, d in self._envelope]
+                    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+                    sxx = sum((x - mx) ** 2 for x in xs)
+                    if sxx > 0:
+                        slope_ns_per_s = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+                        self._drift = slope_ns_per_s / NS_PER_S
+            self._bucket, self._bucket_min = bucket, (device_ns, delay_ns)
+        elif self._bucket_min is None or delay_ns < self._bucket_min[1]:
+            self._bucket_min = (device_ns, delay_ns)
 
     def map(self, device_ns: int, arrival_ns: int) -> int:
         """Return the session time of an item stamped ``device_ns`` that arrived at ``arrival_ns``."""
         if self._offset_ns is None:
             self._anchor_device_ns = device_ns
-            self._offset_ns = arrival_ns - device_ns
-        self._pairs.append((device_ns, arrival_ns - device_ns))
-        # Lower envelope: the smallest delay seen is the best offset estimate.
-        min_delay = min(delay for _, delay in self._pairs)
-        if min_delay < self._offset_ns:
-            self._offset_ns = min_delay
-        if len(self._pairs) == self._pairs.maxlen:
-            first_dev, first_delay = self._pairs[0]
-            last_dev, _ = self._pairs[-1]
-            span = last_dev - first_dev
-            if span > NS_PER_S:
-                half = len(self._pairs) // 2
-                early = min(d for _, d in list(self._pairs)[:half])
-                late = min(d for _, d in list(self._pairs)[half:])
-                self._drift = (late - early) / (span / 2)
-        return int(device_ns + self._offset_ns + self._drift * (device_ns - self._anchor_device_ns))
+        delay_ns = arrival_ns - device_ns
+        self._pairs.append((device_ns, delay_ns))
+        self._update_drift(device_ns, delay_ns)
+        anchor, drift = self._anchor_device_ns, self._drift
+        self._offset_ns = int(min(delay - drift * (dev - anchor) for dev, delay in self._pairs))
+        return int(device_ns + self._offset_ns + drift * (device_ns - anchor))
