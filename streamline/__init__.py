@@ -39,6 +39,10 @@ _LAZY: dict[str, str] = {
     "Handoff": "streamline.flow",
     "OverflowPolicy": "streamline.flow",
     "handoff": "streamline.flow",
+    "voice_features": "streamline.features",
+    "voice_features_array": "streamline.features",
+    "text_features": "streamline.features",
+    "embed_texts": "streamline.features",
 }
 
 __all__ = [

@@ -1,0 +1,62 @@
+"""Voice and text features, as timestamped items for the synchronizer.
+
+* :mod:`streamline.features.voice`: every 10 ms, log energy, F0 with voicing
+  (YIN), 40 log-mel bands and 13 MFCCs (numba kernels; numpy only).
+* :mod:`streamline.features.text`: a 384-d sentence embedding (all-MiniLM-L6-v2)
+  and VADER valence of each utterance's committed words (extra ``asr``; loaded
+  on first use).
+
+See docs/features.md for the exact definitions.
+"""
+
+from __future__ import annotations
+
+from .text import (
+    TEXT_EMBEDDING_DIM,
+    TextEncoder,
+    TextEncoderStats,
+    TextFeatures,
+    TextSettings,
+    default_text_encoder,
+    embed_texts,
+    text_features,
+    text_valence,
+)
+from .voice import (
+    N_MELS,
+    N_MFCC,
+    VOICE_FEATURE_DIM,
+    VOICE_FEATURE_NAMES,
+    VoiceFeatureExtractor,
+    VoiceFrame,
+    VoiceSettings,
+    VoiceStats,
+    stack_voice_frames,
+    voice_features,
+    voice_features_array,
+    warmup_voice_kernels,
+)
+
+__all__ = [
+    "N_MELS",
+    "N_MFCC",
+    "TEXT_EMBEDDING_DIM",
+    "VOICE_FEATURE_DIM",
+    "VOICE_FEATURE_NAMES",
+    "TextEncoder",
+    "TextEncoderStats",
+    "TextFeatures",
+    "TextSettings",
+    "VoiceFeatureExtractor",
+    "VoiceFrame",
+    "VoiceSettings",
+    "VoiceStats",
+    "default_text_encoder",
+    "embed_texts",
+    "stack_voice_frames",
+    "text_features",
+    "text_valence",
+    "voice_features",
+    "voice_features_array",
+    "warmup_voice_kernels",
+]

@@ -1,0 +1,219 @@
+"""Text features: real all-MiniLM-L6-v2 embeddings and VADER valence, on MELD lines and word streams."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import reactivex
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("vaderSentiment")
+
+from streamline.errors import ClosedError, ConfigError, ModelNotFoundError  # noqa: E402
+from streamline.features import (  # noqa: E402
+    TEXT_EMBEDDING_DIM,
+    TextEncoder,
+    TextFeatures,
+    TextSettings,
+    default_text_encoder,
+    embed_texts,
+    text_features,
+    text_valence,
+)
+from streamline.types import Word  # noqa: E402
+
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    """The process-wide encoder (the model loads once for the whole module)."""
+    return default_text_encoder()
+
+
+def words_of(text: str, *, utterance_id: int = 0, start_ns: int = 0, partials: bool = True) -> list[Word]:
+    """Word items as a streaming recogniser emits them: a partial guess of each word, then the committed word."""
+    out: list[Word] = []
+    t = start_ns
+    for token in text.split():
+        end = t + 300 * MS
+        if partials:
+            out.append(Word(token.lower() + "?", t, end, 0.4, committed=False, utterance_id=utterance_id))
+        out.append(Word(token, t, end, 0.9, committed=True, utterance_id=utterance_id))
+        t = end + 50 * MS
+    return out
+
+
+def run(words: list[Word], op) -> list[TextFeatures]:
+    got: list[TextFeatures] = []
+    errors: list[Exception] = []
+    reactivex.from_iterable(words).pipe(op).subscribe(got.append, errors.append)
+    if errors:
+        raise errors[0]
+    return got
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def test_embeddings_are_unit_384d_float32_and_batch_equals_single(encoder):
+    texts = ["How you doin'?", "We were on a break!", "Could I BE wearing any more clothes?"]
+    batch = embed_texts(texts)
+    assert batch.shape == (3, TEXT_EMBEDDING_DIM) and batch.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    fresh = TextEncoder(TextSettings(cache_size=8))
+    try:
+        singles = np.stack([fresh.embed([t])[0] for t in texts])
+    finally:
+        fresh.close()
+    np.testing.assert_allclose(singles, batch, atol=1e-5)
+
+
+def test_paraphrases_are_closer_than_unrelated_sentences(encoder):
+    pairs = [
+        ("I can't believe you did that to me.", "I cannot believe you would do that to me."),
+        ("The weather is lovely today.", "It is a beautiful sunny day."),
+        ("He lost his job last week.", "Last week he was fired from work."),
+        ("Do you want to grab some coffee?", "Would you like to get a coffee?"),
+    ]
+    emb = embed_texts([s for pair in pairs for s in pair]).reshape(len(pairs), 2, TEXT_EMBEDDING_DIM)
+    for i in range(len(pairs)):
+        para = cos(emb[i, 0], emb[i, 1])
+        unrelated = max(cos(emb[i, 0], emb[j, k]) for j in range(len(pairs)) if j != i for k in (0, 1))
+        assert para > unrelated + 0.2, (pairs[i], para, unrelated)
+
+
+def test_each_distinct_text_goes_through_the_model_once(encoder):
+    texts = ["unique text one for counting", "unique text two for counting"]
+    before = encoder.stats.texts_embedded
+    hits = encoder.stats.embedding_cache_hits
+    first = embed_texts(texts + texts + [texts[0]])
+    assert encoder.stats.texts_embedded - before == 2
+    second = embed_texts(list(reversed(texts)))
+    assert encoder.stats.texts_embedded - before == 2
+    assert encoder.stats.embedding_cache_hits - hits == 2
+    np.testing.assert_array_equal(first[0], first[2])
+    np.testing.assert_array_equal(second[0], first[1])
+
+
+def test_lru_evicts_oldest_text():
+    enc = TextEncoder(TextSettings(cache_size=2))
+    with enc:
+        enc.embed(["a cat", "a dog"])
+        enc.embed(["a bird"])  # evicts "a cat"
+        enc.embed(["a dog"])  # still cached
+        assert enc.stats.texts_embedded == 3
+        enc.embed(["a cat"])
+        assert enc.stats.texts_embedded == 4
+    with pytest.raises(ClosedError):
+        enc.embed(["a cat"])
+
+
+# --------------------------------------------------------------------------- valence on MELD
+
+
+def _meld(shared_data, name: str = "dev") -> list[dict[str, str]]:
+    with open(shared_data / "meld" / f"{name}_sent_emo.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"Utterance", "Emotion", "Sentiment"} <= set(rows[0])
+    return rows
+
+
+def test_valence_sign_on_clear_meld_lines(shared_data):
+    rows = {r["Utterance"]: r for r in _meld(shared_data)}
+    positive = ["You are so great! I love you!", "Wow! It looks like we got a lot of good stuff."]
+    negative = ["Damnit, damnit, damnit, damnit.", "It’ll kill him. I mean it’ll, it’ll just kill him."]
+    for line in positive:
+        assert rows[line]["Sentiment"] == "positive"
+        assert text_valence(line) > 0.5
+    for line in negative:
+        assert rows[line]["Sentiment"] == "negative"
+        assert text_valence(line) < -0.5
+
+
+def test_valence_separates_meld_joy_from_negative_lines(shared_data):
+    rows = _meld(shared_data)
+    joy = np.array([text_valence(r["Utterance"]) for r in rows if r["Emotion"] == "joy"])
+    neg = np.array([text_valence(r["Utterance"]) for r in rows if r["Sentiment"] == "negative"])
+    assert len(joy) > 100 and len(neg) > 300
+    assert np.all((joy >= -1) & (joy <= 1)) and np.all((neg >= -1) & (neg <= 1))
+    assert joy.mean() > 0.15 and joy.mean() > neg.mean() + 0.15
+    assert np.mean(joy > 0.05) > np.mean(neg > 0.05) + 0.15
+    assert np.mean(neg < -0.05) > np.mean(joy < -0.05) + 0.15
+
+
+def test_valence_of_generated_sentences():
+    assert text_valence("I am so happy, this is wonderful!") > 0.5
+    assert text_valence("This is terrible, I hate it.") < -0.5
+    assert text_valence("The door is brown.") == 0.0
+
+
+# --------------------------------------------------------------------------- the stream operator
+
+
+def test_operator_emits_once_per_committed_word_and_ignores_partials(encoder):
+    line = "Honestly you are so great, I love this wonderful gift!"
+    words = words_of(line, utterance_id=3, start_ns=2_000 * MS)
+    before = encoder.stats.texts_embedded
+    got = run(words, text_features())
+    tokens = line.split()
+    assert len(got) == len(tokens)
+    assert [g.text for g in got] == [" ".join(tokens[: i + 1]) for i in range(len(tokens))]
+    assert all(g.num_words == i + 1 and g.utterance_id == 3 for i, g in enumerate(got))
+    assert all(g.start_ns == 2_000 * MS for g in got)
+    assert [g.end_ns for g in got] == [w.end_ns for w in words if w.committed]
+    assert got[-1].pts_ns == got[-1].end_ns
+    assert not any("?" in g.text for g in got)  # partial guesses never reach the text
+    # same numbers as the training path
+    np.testing.assert_allclose(got[-1].embedding, embed_texts([line])[0], atol=1e-6)
+    assert got[-1].valence == text_valence(line) > 0.5
+    assert got[-1].embedding.shape == (TEXT_EMBEDDING_DIM,) and not got[-1].embedding.flags.writeable
+    # a replay of the same words is answered from the cache: no model call at all
+    mid = encoder.stats.texts_embedded
+    assert mid - before <= len(tokens)
+    again = run(words, text_features())
+    assert encoder.stats.texts_embedded == mid
+    np.testing.assert_array_equal(again[-1].embedding, got[-1].embedding)
+
+
+def test_operator_ignores_repeated_and_empty_committed_words(encoder):
+    words = words_of("we were on a break", partials=False)
+    stream = [words[0], words[0], words[1], Word("  ", 700 * MS, 800 * MS, 0.5), words[1], *words[2:]]
+    got = run(stream, text_features())
+    assert [g.text for g in got] == ["we", "we were", "we were on", "we were on a", "we were on a break"]
+
+
+def test_new_utterance_starts_new_text_with_optional_context(encoder):
+    first = words_of("I love this song", utterance_id=0, partials=False)
+    second = words_of("turn it off", utterance_id=1, start_ns=5_000 * MS, partials=False)
+    plain = run(first + second, text_features())
+    assert plain[-1].text == "turn it off" and plain[-1].num_words == 3 and plain[-1].start_ns == 5_000 * MS
+    ctx = run(first + second, text_features(TextSettings(context_utterances=1)))
+    assert ctx[-1].text == "I love this song turn it off" and ctx[-1].num_words == 3
+    assert ctx[3].text == "I love this song"
+
+
+def test_operator_reports_wrong_items_as_on_error(encoder):
+    with pytest.raises(ConfigError, match="Word"):
+        run(["not a word"], text_features())  # type: ignore[list-item]
+
+
+def test_bad_arguments_raise_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="list of str"):
+        embed_texts("just one string")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"texts\[1\]"):
+        embed_texts(["ok", 3])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="str"):
+        text_valence(None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="cache_size"):
+        TextSettings(cache_size=0)
+    with pytest.raises(ModelNotFoundError, match="not a folder"):
+        TextEncoder(TextSettings(model_dir=str(tmp_path / "missing")))
+    with pytest.raises(ModelNotFoundError):
+        TextEncoder(TextSettings(model_dir=str(tmp_path)))  # a folder without a model
