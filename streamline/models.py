@@ -4,7 +4,8 @@ Each model streamline uses ships inside a small third-party registry package
 (see docs/models.md). The resolver looks, in order, at:
 
 1. the folder passed by the caller (``model_dir=``),
-2. the folder in the model's environment variable (e.g. ``STREAMLINE_WHISPER_DIR``),
+2. the folder in the model's environment variable (e.g. ``STREAMLINE_WHISPER_DIR``);
+   a place named in 1 or 2 must hold the model (ModelNotFoundError otherwise),
 3. ``$STREAMLINE_MODEL_DIR/<name>/``,
 4. the carrier package's installed files, located with
    :func:`importlib.util.find_spec` without importing the package (importing
@@ -126,16 +127,23 @@ def resolve_model(name: str, model_dir: str | os.PathLike[str] | None = None) ->
 
     Raises:
         KeyError: ``name`` is not a known model.
-        ModelNotFoundError: the model is in none of the places searched; the
-            message names the package to install and the environment variable.
+        ModelNotFoundError: ``model_dir`` or the environment variable names a place
+            without the model; or the model is in none of the places searched (the
+            message names the package to install and the environment variable).
     """
     spec = MODELS[name]
+    # A place the user named must hold the model: no silent fallback to another copy.
+    for given, what in ((model_dir, "model_dir"), (os.environ.get(spec.env_var) or None, spec.env_var)):
+        if given is not None:
+            found = _accept(Path(given), spec)
+            if found is None:
+                raise ModelNotFoundError(
+                    f"model {spec.name!r}: {what}={os.fspath(given)!r} does not hold it "
+                    f"(expected the file {spec.marker!r} or a folder containing it)"
+                )
+            return found
     tried: list[str] = []
     candidates: list[Path] = []
-    if model_dir is not None:
-        candidates.append(Path(model_dir))
-    if os.environ.get(spec.env_var):
-        candidates.append(Path(os.environ[spec.env_var]))
     if os.environ.get("STREAMLINE_MODEL_DIR"):
         candidates.append(Path(os.environ["STREAMLINE_MODEL_DIR"]) / spec.name)
     package_dir = _package_dir(spec.module)

@@ -113,27 +113,32 @@ class TimestampStats:
 class TimestampRepairer:
     """Make one stream's times strictly increasing, counting what was repaired.
 
-    Rules, applied to each incoming time ``t`` (already on the session timeline)
-    against the previous output ``prev`` and the expected next time
-    ``expected = prev + prev_duration`` (``prev + 1`` ns when durations are unknown):
+    Each incoming time ``t`` (already on the session timeline) is compared with
+    the previous output ``prev`` and ``expected = prev + prev_duration``
+    (``prev + 1`` ns when durations are unknown):
 
-    * ``t is None`` (no PTS): output ``expected`` (``0`` for the first item), flagged
-      :attr:`TimestampFlag.SYNTHESIZED`.
-    * ``t == prev``: a duplicate; output ``expected``.
-    * ``prev - reset_threshold_ns <= t < prev``: a backward step; output ``expected``.
-    * ``t < prev - reset_threshold_ns``: the source reset; re-anchor so the stream
-      continues at ``expected`` and later items keep their spacing.
-    * ``t > expected + max_gap_ns``: a jump (e.g. to a wall-clock epoch); re-anchor
-      the same way. Smaller gaps are real holes and are kept.
-    * ``|t - expected| <= snap_ns``: snapped to ``expected`` (audio uses this so
-      rounding in PTS does not make overlaps or micro-gaps between chunks).
+    * ``t is None`` (no PTS): output ``expected`` (``0`` for the first item),
+      flagged :attr:`TimestampFlag.SYNTHESIZED`.
+    * ``t`` equal to the previous *input* (a duplicate), or at most
+      ``jitter_ns`` behind ``prev``: output ``prev + 1`` ns. Only that item moves;
+      the items after it keep their own times.
+    * ``t`` further back, by up to ``reset_threshold_ns``: a backward step (e.g.
+      two recordings spliced). Re-anchor so the stream continues at ``expected``
+      and later items keep their spacing; counted once.
+    * ``t`` back by more than ``reset_threshold_ns``: the source reset; re-anchor
+      the same way, counted as a reset.
+    * ``t > expected + max_gap_ns``: a jump (e.g. to a wall-clock epoch); re-anchor.
+      Smaller forward steps are real holes and are kept.
+    * ``|t - expected| <= snap_ns``: snapped to ``expected`` (audio: PTS rounding
+      must not make micro-gaps or overlaps between contiguous chunks).
 
-    Repaired items are flagged :attr:`TimestampFlag.REPAIRED`. Counters are in
+    Moved items are flagged :attr:`TimestampFlag.REPAIRED`. Counters are in
     :attr:`stats`. Not thread-safe: one repairer per stream, used by its producer.
 
     Args:
         max_gap_ns: largest forward step kept as a real gap (default 10 s).
         reset_threshold_ns: backward steps larger than this count as a reset (default 1 s).
+        jitter_ns: backward steps up to this are nudged, not re-anchored (default 1 ms).
         snap_ns: tolerance for snapping to the expected time (default 0: off).
     """
 
@@ -142,17 +147,20 @@ class TimestampRepairer:
         *,
         max_gap_ns: int = 10 * NS_PER_S,
         reset_threshold_ns: int = NS_PER_S,
+        jitter_ns: int = 1_000_000,
         snap_ns: int = 0,
     ) -> None:
-        if max_gap_ns <= 0 or reset_threshold_ns <= 0 or snap_ns < 0:
+        if max_gap_ns <= 0 or reset_threshold_ns <= 0 or snap_ns < 0 or jitter_ns < 0:
             raise ConfigError(
-                "TimestampRepairer: max_gap_ns and reset_threshold_ns must be > 0 and snap_ns >= 0"
+                "TimestampRepairer: max_gap_ns and reset_threshold_ns must be > 0; jitter_ns and snap_ns >= 0"
             )
         self._max_gap_ns = max_gap_ns
         self._reset_threshold_ns = reset_threshold_ns
+        self._jitter_ns = jitter_ns
         self._snap_ns = snap_ns
         self._offset_ns = 0
         self._prev_ns: int | None = None
+        self._prev_in_ns: int | None = None
         self._prev_duration_ns = 0
         self.stats = TimestampStats()
 
@@ -170,7 +178,7 @@ class TimestampRepairer:
 
         Args:
             t_ns: the item's time on the session timeline, or None if it has none.
-            duration_ns: the item's duration (audio chunks; 0 for frames when unknown).
+            duration_ns: the item's duration (used to synthesize and re-anchor; 0 if unknown).
         """
         self.stats.items += 1
         flag = TimestampFlag.NONE
@@ -178,29 +186,37 @@ class TimestampRepairer:
             self.stats.synthesized += 1
             out = 0 if self._prev_ns is None else self._expected()
             flag = TimestampFlag.SYNTHESIZED
+            self._prev_in_ns = None
         elif self._prev_ns is None:
             out = t_ns + self._offset_ns
+            self._prev_in_ns = out
         else:
             t = t_ns + self._offset_ns
-            expected = self._expected()
+            prev, expected = self._prev_ns, self._expected()
             if self._snap_ns and abs(t - expected) <= self._snap_ns:
                 out = expected
-            elif t == self._prev_ns:
-                self.stats.duplicates += 1
-                out, flag = expected, TimestampFlag.REPAIRED
-            elif t < self._prev_ns - self._reset_threshold_ns:
-                self.stats.resets += 1
+            elif t <= prev and (t == self._prev_in_ns or prev - t <= self._jitter_ns):
+                if t == self._prev_in_ns:
+                    self.stats.duplicates += 1
+                else:
+                    self.stats.backwards += 1
+                out, flag = prev + 1, TimestampFlag.REPAIRED
+            elif t <= prev:
+                if prev - t > self._reset_threshold_ns:
+                    self.stats.resets += 1
+                else:
+                    self.stats.backwards += 1
                 self._offset_ns += expected - t
-                out, flag = expected, TimestampFlag.REPAIRED
-            elif t < self._prev_ns:
-                self.stats.backwards += 1
+                t = expected
                 out, flag = expected, TimestampFlag.REPAIRED
             elif t > expected + self._max_gap_ns:
                 self.stats.jumps += 1
                 self._offset_ns += expected - t
+                t = expected
                 out, flag = expected, TimestampFlag.REPAIRED
             else:
                 out = t
+            self._prev_in_ns = t
         self._prev_ns = out
         self._prev_duration_ns = max(duration_ns, 0)
         return out, flag

@@ -177,3 +177,67 @@ def wav(folder: Path, name: str, samples: np.ndarray, rate: int, *, codec: str =
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def audio_with_dropped_packets(folder: Path, *, drop: list[int], codec: str = "aac", container: str = "matroska",
+                               rate: int = 48_000, packets: int = 100) -> tuple[Path, int]:
+    """A 440 Hz tone encoded packet by packet with some packets left out (lost data).
+
+    Returns the path and the number of samples per packet.
+    """
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.sample_rate, ctx.layout, ctx.time_base = rate, "mono", Fraction(1, rate)
+    ctx.format = "fltp" if codec == "aac" else "s16"
+    frame_size = ctx.frame_size or 1024
+    encoded = []
+    for i in range(packets):
+        t = np.arange(i * frame_size, (i + 1) * frame_size) / rate
+        tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        data = tone if ctx.format.name == "fltp" else (tone * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(data, format=ctx.format.name, layout="mono")
+        frame.sample_rate, frame.pts = rate, i * frame_size
+        encoded += list(ctx.encode(frame))
+    encoded += list(ctx.encode(None))
+    path = folder / f"dropped_{codec}.{'mkv' if container == 'matroska' else container}"
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        if ctx.extradata:
+            stream.codec_context.extradata = ctx.extradata
+        for i, packet in enumerate(encoded):
+            if i in drop:
+                continue
+            packet.stream = stream
+            packet.time_base = Fraction(1, rate)
+            out.mux(packet)
+    return path, frame_size
+
+
+def multichannel_flac(folder: Path, *, layout: str = "7.1", seconds: float = 0.5, rate: int = 48_000) -> Path:
+    """A FLAC-in-Matroska file with many channels, each the same 0.25 amplitude tone."""
+    channels = av.AudioLayout(layout).nb_channels
+    n = int(seconds * rate)
+    tone = (0.25 * np.sin(2 * np.pi * 220 * np.arange(n) / rate) * 32767).astype(np.int16)
+    interleaved = np.repeat(tone, channels)[None, :]
+    path = folder / f"surround_{layout.replace('.', '_')}.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("flac", rate=rate)
+        stream.layout = layout
+        frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=layout)
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def float_wav(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    """A 32-bit IEEE-float mono WAV written byte by byte (so it can hold NaN)."""
+    import struct
+
+    data = np.asarray(samples, dtype=np.float32).tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path

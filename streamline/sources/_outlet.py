@@ -96,13 +96,24 @@ class Outlet(Generic[T]):
         """Queue an error for every subscriber (never dropped); it ends the stream."""
         self._queue.put(_Failure(error), force=True)
 
-    def close(self, *, join_timeout_s: float = 5.0) -> None:
-        """Stop delivering: discard what is queued and end the delivery thread."""
+    def close(self, *, end_subscribers: bool = True, join_timeout_s: float = 5.0) -> None:
+        """Stop delivering: discard what is queued and end the delivery thread.
+
+        Subscribers still attached get ``on_completed`` (the stream ended because its
+        owner closed it), so nobody waits for a terminal event that never comes.
+        """
         self._queue.close(discard=True)
-        with self._lock:
-            self._finished = True
         if self._started and self._thread is not threading.current_thread():
             self._thread.join(timeout=join_timeout_s)
+        with self._lock:
+            self._finished = True
+            observers, self._observers = list(self._observers), []
+        if end_subscribers:
+            for observer in observers:
+                try:
+                    observer.on_completed()
+                except Exception:  # noqa: BLE001 - closing must not raise
+                    log.exception("%s: subscriber raised in on_completed", self.name)
 
     def _deliver(self) -> None:
         while True:

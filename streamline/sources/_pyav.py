@@ -18,7 +18,7 @@ import av.error
 from ..errors import CorruptMediaError, DeviceError, MediaError, MediaNotFoundError, NoMediaStreamsError
 from ..types import MediaInfo, StreamInfo
 
-__all__ = ["open_file", "open_device", "stream_info", "probe", "describe_av_error"]
+__all__ = ["open_file", "open_device", "stream_info", "probe", "describe_av_error", "usable_streams", "sane_rotation"]
 
 # Bounded probing so that a truncated or garbage file fails in seconds, never hangs.
 _FILE_OPTIONS = {"probesize": str(20_000_000), "analyzeduration": str(10_000_000)}
@@ -58,10 +58,45 @@ def open_file(path: str | os.PathLike[str]) -> av.container.InputContainer:
         raise CorruptMediaError(f"{p}: not a readable audio or video file ({describe_av_error(exc)})") from exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise CorruptMediaError(f"{p}: cannot open as media ({describe_av_error(exc)})") from exc
-    if not any(s.type in ("audio", "video") for s in container.streams):
+    usable, rejected = usable_streams(container)
+    if not usable:
         container.close()
-        raise NoMediaStreamsError(f"{p}: contains neither an audio nor a video stream")
+        if rejected:
+            raise CorruptMediaError(f"{p}: no decodable audio or video stream ({'; '.join(rejected)})")
+        raise NoMediaStreamsError(f"{p}: contains neither an audio nor a video stream (or its headers are cut short)")
     return container
+
+
+def usable_streams(container: Any) -> tuple[list[Any], list[str]]:
+    """The audio and video streams streamline can decode, and why the others were left out.
+
+    Left out: attached pictures (cover art is not a video), streams whose codec this
+    FFmpeg build does not know, video without a frame size, audio with an implausible
+    sample rate (< 1 kHz or > 768 kHz) or no channels.
+    """
+    usable: list[Any] = []
+    rejected: list[str] = []
+    for stream in container.streams:
+        if stream.type not in ("audio", "video"):
+            continue
+        label = f"{stream.type} stream #{stream.index}"
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            continue
+        ctx = stream.codec_context
+        if ctx is None:
+            rejected.append(f"{label}: codec not supported by this FFmpeg build")
+            continue
+        if stream.type == "video" and not (ctx.width and ctx.height):
+            rejected.append(f"{label} ({ctx.name}): unknown frame size")
+            continue
+        if stream.type == "audio":
+            rate = ctx.sample_rate or 0
+            channels = getattr(getattr(ctx, "layout", None), "nb_channels", 0) or getattr(ctx, "channels", 0)
+            if not 1000 <= rate <= 768_000 or not channels:
+                rejected.append(f"{label} ({ctx.name}): implausible format ({rate} Hz, {channels} channels)")
+                continue
+        usable.append(stream)
+    return usable, rejected
 
 
 def open_device(url: str, format_name: str, options: dict[str, str] | None = None) -> av.container.InputContainer:
@@ -89,6 +124,22 @@ def _seconds(value: Any, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
+def sane_rotation(degrees: float | None) -> int:
+    """A display rotation as 0/90/180/270 (counter-clockwise), or 0 when it is not a quarter turn.
+
+    FFmpeg reports INT_MIN for a degenerate matrix and any angle for a skewed one;
+    neither can be applied to a frame, so both count as no rotation.
+    """
+    import math
+
+    if degrees is None or not math.isfinite(degrees) or abs(degrees) > 360:
+        return 0
+    quarter = round(degrees / 90.0)
+    if abs(degrees - quarter * 90.0) > 1.0:
+        return 0
+    return int(quarter * 90) % 360
+
+
 def _stream_rotation(stream: Any) -> int:
     """Display rotation of a video stream, degrees counter-clockwise (0 if none)."""
     matrix = None
@@ -113,7 +164,8 @@ def _stream_rotation(stream: Any) -> int:
 def stream_info(stream: Any, rotation_deg: int | None = None) -> StreamInfo:
     """Describe one PyAV stream as a :class:`StreamInfo`."""
     time_base = stream.time_base
-    codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
+    ctx = stream.codec_context
+    codec = ctx.name if ctx is not None else "unknown"
     common = dict(
         index=stream.index,
         kind=stream.type,
@@ -125,7 +177,7 @@ def stream_info(stream: Any, rotation_deg: int | None = None) -> StreamInfo:
     if stream.type == "video":
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         rotation = _stream_rotation(stream) if rotation_deg is None else rotation_deg
-        width, height = stream.codec_context.width, stream.codec_context.height
+        width, height = (ctx.width, ctx.height) if ctx is not None else (None, None)
         if rotation in (90, 270):
             width, height = height, width
         return StreamInfo(
@@ -135,59 +187,75 @@ def stream_info(stream: Any, rotation_deg: int | None = None) -> StreamInfo:
             height=height or None,
             rotation_deg=rotation,
         )
-    channels = stream.codec_context.channels if hasattr(stream.codec_context, "channels") else None
-    layout = getattr(stream.codec_context, "layout", None)
+    channels = getattr(ctx, "channels", None)
+    layout = getattr(ctx, "layout", None)
     if layout is not None:
         channels = getattr(layout, "nb_channels", channels) or channels
     return StreamInfo(
         **common,
-        sample_rate_hz=stream.codec_context.sample_rate or None,
+        sample_rate_hz=(ctx.sample_rate or None) if ctx is not None else None,
         channels=channels or None,
     )
 
 
-def _first_rotation(path: str | os.PathLike[str], stream_index: int) -> int | None:
-    """Rotation read from the first decoded frame (PyAV exposes the display matrix on frames)."""
+def _first_frames(path: str | os.PathLike[str], indices: list[int], max_packets: int = 500) -> dict[int, Any]:
+    """Decode until each listed stream has given one frame (or ``max_packets`` were read)."""
+    found: dict[int, Any] = {}
     try:
         with av.open(str(path), mode="r", options=_FILE_OPTIONS, timeout=_OPEN_TIMEOUT_S,
                      metadata_errors="replace") as container:
-            stream = container.streams[stream_index]
-            for frame in container.decode(stream):
-                return int(round(frame.rotation)) % 360
+            streams = [container.streams[i] for i in indices]
+            for n, packet in enumerate(container.demux(*streams)):
+                if n >= max_packets or len(found) == len(indices):
+                    break
+                if packet.stream.index in found:
+                    continue
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, ValueError):
+                    continue
+                if frames:
+                    found[packet.stream.index] = frames[0]
     except (av.error.FFmpegError, ValueError, OSError):
-        return None
-    return None
+        pass
+    return found
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
-    """Read a media file's streams without decoding it (one frame of video at most).
+    """Read a media file's streams, decoding the first frame of each to prove it decodes.
 
     Args:
         path: the file.
 
     Returns:
-        :class:`MediaInfo`; ``origin_offset_ns`` is the earliest stream start, the
-        container time that :func:`open_media` maps to session time 0.
+        :class:`MediaInfo` listing the decodable audio and video streams (cover art and
+        streams FFmpeg cannot decode are left out); ``origin_offset_ns`` is the earliest
+        stream start, the container time that :func:`open_media` maps to session time 0.
 
     Raises:
-        MediaNotFoundError, CorruptMediaError, NoMediaStreamsError: see :func:`open_file`.
+        MediaNotFoundError: no such file.
+        CorruptMediaError: not media, truncated, or no stream gives a decodable frame.
+        NoMediaStreamsError: no audio or video stream at all.
     """
     from ..timeline import pts_to_ns
 
     container = open_file(path)
     try:
+        usable, _ = usable_streams(container)
+        first = _first_frames(path, [s.index for s in usable])
+        decodable = [s for s in usable if s.index in first]
+        if not decodable:
+            raise CorruptMediaError(f"{path}: no audio or video frame could be decoded")
         streams = []
-        for stream in container.streams:
-            if stream.type not in ("audio", "video"):
-                continue
+        for stream in decodable:
             rotation = None
-            if stream.type == "video" and _stream_rotation(stream) == 0:
-                rotation = _first_rotation(path, stream.index)
+            if stream.type == "video":
+                rotation = sane_rotation(first[stream.index].rotation)
             streams.append(stream_info(stream, rotation))
         starts = [
             pts_to_ns(s.start_time, s.time_base)
-            for s in container.streams
-            if s.type in ("audio", "video") and s.start_time is not None and s.time_base is not None
+            for s in decodable
+            if s.start_time is not None and s.time_base is not None
         ]
         duration = container.duration / 1e6 if container.duration else None
         return MediaInfo(

@@ -33,7 +33,7 @@ from ..flow import HandoffStats, OverflowPolicy
 from ..timeline import NS_PER_S, Clock, DeviceClockModel, TimestampRepairer, TimestampStats, pts_to_ns
 from ..types import AudioChunk, MediaInfo, TimestampFlag, VideoFrame
 from ._outlet import Outlet
-from ._pyav import describe_av_error
+from ._pyav import describe_av_error, sane_rotation
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class StreamStats:
         samples: audio samples delivered (at the output rate); 0 for video.
         bad_packets: packets that failed to demux or decode and were skipped.
         skipped: video frames left out by ``fps`` subsampling.
+        invalid_samples: audio samples that decoded as NaN or infinity (delivered as 0).
         timestamps: anomalies repaired (see :class:`~streamline.timeline.TimestampStats`).
         queue: the outlet's queue counters (depth, drops, blocking).
     """
@@ -64,6 +65,7 @@ class StreamStats:
     samples: int = 0
     bad_packets: int = 0
     skipped: int = 0
+    invalid_samples: int = 0
     timestamps: TimestampStats = field(default_factory=TimestampStats)
     queue: HandoffStats = field(default_factory=HandoffStats)
 
@@ -76,6 +78,7 @@ class StreamStats:
             "samples": self.samples,
             "bad_packets": self.bad_packets,
             "skipped": self.skipped,
+            "invalid_samples": self.invalid_samples,
             "timestamps": self.timestamps.as_dict(),
             "queue": self.queue.as_dict(),
         }
@@ -94,7 +97,8 @@ class SourceSettings:
         fps: video subsampling target (frames chosen by timestamp), or None for all.
         video_queue: (maxsize, policy) of the video outlet.
         audio_queue: (maxsize, policy) of the audio outlet.
-        audio_resync_ns: PTS departure from the sample count that re-anchors audio time.
+        audio_resync_ns: PTS departure from the sample count that re-anchors audio time
+            (5 ms for files: below one lost AAC or MP3 frame, above container rounding).
         min_chunk_samples: audio output is coalesced to at least this many samples
             per chunk (devices can deliver one sample per packet).
     """
@@ -106,7 +110,7 @@ class SourceSettings:
     fps: float | None
     video_queue: tuple[int, OverflowPolicy]
     audio_queue: tuple[int, OverflowPolicy]
-    audio_resync_ns: int = 40_000_000
+    audio_resync_ns: int = 5_000_000
     min_chunk_samples: int = 160
 
 
@@ -122,10 +126,12 @@ class _VideoPath:
     """Per-stream video state: timestamps, rotation, fps subsampling."""
 
     def __init__(self, stream: Any, settings: SourceSettings, origin_ns: int, stats: StreamStats,
-                 clock_model: DeviceClockModel | None, session_now: Callable[[], int]) -> None:
+                 clock_model: DeviceClockModel | None, session_now: Callable[[], int],
+                 device_pacer: "_Pacer | None" = None) -> None:
         self._stream = stream
         self._origin_ns = origin_ns
         self._stats = stats
+        self._device_pacer = device_pacer
         self._clock_model = clock_model
         self._session_now = session_now
         self._repairer = TimestampRepairer()
@@ -141,6 +147,8 @@ class _VideoPath:
         if frame.pts is not None and time_base is not None:
             device_ns = pts_to_ns(frame.pts, time_base)
             if self._clock_model is not None:
+                if self._device_pacer is not None:
+                    self._device_pacer.wait_until(device_ns)
                 raw_ns = self._clock_model.map(device_ns, self._session_now())
             else:
                 raw_ns = device_ns - self._origin_ns
@@ -155,7 +163,7 @@ class _VideoPath:
                 return None
             self._last_slot = slot
         image = frame.to_ndarray(format="rgb24")
-        image = _rotate_upright(image, frame.rotation or 0.0)
+        image = _rotate_upright(image, sane_rotation(frame.rotation))
         image.flags.writeable = False
         return VideoFrame(pts_ns=pts_ns, image=image, source_id=self._stats.source_id, flags=flag)
 
@@ -164,9 +172,11 @@ class _AudioPath:
     """Per-stream audio state: resampling to mono float32, sample-count timing, coalescing."""
 
     def __init__(self, stream: Any, settings: SourceSettings, origin_ns: int, stats: StreamStats,
-                 clock_model: DeviceClockModel | None, session_now: Callable[[], int]) -> None:
+                 clock_model: DeviceClockModel | None, session_now: Callable[[], int],
+                 device_pacer: "_Pacer | None" = None) -> None:
         self._stream = stream
         self._settings = settings
+        self._device_pacer = device_pacer
         self._rate = settings.sample_rate_hz
         self._origin_ns = origin_ns
         self._stats = stats
@@ -176,6 +186,7 @@ class _AudioPath:
         self._repairer = TimestampRepairer(snap_ns=1_000_000)
         stats.timestamps = self._repairer.stats
         self._resampler: av.AudioResampler | None = None
+        self._channels = 1
         self._input_key: tuple[Any, ...] | None = None
         self._anchor_ns: int | None = None
         self._in_rate = 0
@@ -192,6 +203,8 @@ class _AudioPath:
             return None
         device_ns = pts_to_ns(frame.pts, time_base)
         if self._clock_model is not None:
+            if self._device_pacer is not None:
+                self._device_pacer.wait_until(device_ns)
             return self._clock_model.map(device_ns, self._session_now())
         return device_ns - self._origin_ns
 
@@ -223,22 +236,40 @@ class _AudioPath:
         return out
 
     def _new_resampler(self, frame: av.AudioFrame) -> av.AudioResampler:
-        # Resample planar float in the input's own layout, then average the channels
+        # Resample to packed float in the input's own layout, then average the channels
         # ourselves: swresample's stereo-to-mono matrix sums at -3 dB each, which
-        # exceeds full scale on loud, correlated channels.
-        return av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self._rate)
+        # exceeds full scale on loud, correlated channels. Packed, not planar: PyAV
+        # mis-reads planar frames with 8 or more channels.
+        self._channels = frame.layout.nb_channels
+        try:
+            return av.AudioResampler(format="flt", layout=frame.layout.name, rate=self._rate)
+        except (av.error.FFmpegError, ValueError):
+            # A layout swresample cannot name: let it mix down to mono itself.
+            self._channels = 1
+            return av.AudioResampler(format="flt", layout="mono", rate=self._rate)
 
     def _reanchor(self, t_in: int | None) -> None:
+        emitted_end = None if self._anchor_ns is None else self._anchor_ns + self._out_samples * NS_PER_S // self._rate
         if t_in is None:
             # No PTS: continue where the previous audio ended (or at 0).
-            t_in = 0 if self._anchor_ns is None else self._anchor_ns + self._out_samples * NS_PER_S // self._rate
+            t_in = 0 if emitted_end is None else emitted_end
+        elif emitted_end is not None and t_in < emitted_end:
+            # Never overlap audio already delivered (e.g. a new MP3 header mid-file).
+            t_in = emitted_end
         self._anchor_ns = t_in
         self._in_samples = 0
         self._out_samples = 0
 
     def _append(self, resampled: av.AudioFrame, flag: TimestampFlag) -> None:
-        planes = resampled.to_ndarray()[:, : resampled.samples]
-        samples = planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
+        interleaved = resampled.to_ndarray().reshape(-1)[: resampled.samples * self._channels]
+        if self._channels == 1:
+            samples = interleaved
+        else:
+            samples = interleaved.reshape(-1, self._channels).mean(axis=1, dtype=np.float32)
+        if not np.isfinite(samples).all():
+            bad = ~np.isfinite(samples)
+            self._stats.invalid_samples += int(bad.sum())
+            samples = np.where(bad, np.float32(0.0), samples)
         if samples.size == 0:
             return
         if not self._pending:
@@ -312,6 +343,9 @@ class MediaSource:
         self.video: Observable[VideoFrame] | None = None
         self.audio: Observable[AudioChunk] | None = None
         session_now = self._session_now
+        # Live inputs that FFmpeg generates on demand (lavfi) are paced on their own
+        # device clock, before the arrival is taken, as a real device would deliver.
+        device_pacer = _Pacer(clock, self._stop) if settings.pace and settings.live else None
         for stream, kind in ((video_stream, "video"), (audio_stream, "audio")):
             if stream is None:
                 continue
@@ -322,7 +356,8 @@ class MediaSource:
             stats = StreamStats(kind=kind, source_id=source_id, queue=outlet.stats)
             clock_model = DeviceClockModel() if settings.live else None
             path_cls = _VideoPath if kind == "video" else _AudioPath
-            self._paths[stream.index] = path_cls(stream, settings, info.origin_offset_ns, stats, clock_model, session_now)
+            self._paths[stream.index] = path_cls(stream, settings, info.origin_offset_ns, stats, clock_model,
+                                                 session_now, device_pacer)
             self._outlets[stream.index] = outlet
             self.stats[kind] = stats
             if kind == "video":
@@ -380,7 +415,7 @@ class MediaSource:
             self._closed = True
         self._stop.set()
         for outlet in self._outlets.values():
-            outlet.close()
+            outlet.close(end_subscribers=not already)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10.0)
         if not self._started and not already:
@@ -424,7 +459,8 @@ class MediaSource:
         return True
 
     def _decode_all(self) -> None:
-        pacer = _Pacer(self._clock, self._stop) if self.settings.pace else None
+        # Files replayed in real time are paced on the timeline, after repair.
+        pacer = _Pacer(self._clock, self._stop) if self.settings.pace and not self.settings.live else None
         consecutive_errors = 0
         finished = False
         while not finished and not self._stop.is_set():

@@ -12,16 +12,18 @@ from ..errors import ConfigError, MediaError
 from ..flow import OverflowPolicy
 from ..timeline import NS_PER_S, Clock, monotonic_clock
 from ..types import AudioChunk, MediaInfo
-from ._pyav import open_file, probe, stream_info
+from ._pyav import open_file, probe, stream_info, usable_streams
 from ._source import MediaSource, SourceSettings
 
 __all__ = ["open_media", "read_audio", "probe"]
 
 
 def _pick(container: Any, kind: str, choice: bool | int) -> Any | None:
+    if not isinstance(choice, (bool, int)):
+        raise ConfigError(f"{kind} must be True, False or a stream number, got {choice!r}")
     if choice is False:
         return None
-    streams = [s for s in container.streams if s.type == kind]
+    streams = [s for s in usable_streams(container)[0] if s.type == kind]
     if not streams:
         return None
     index = 0 if choice is True else int(choice)
@@ -88,7 +90,9 @@ def open_media(
     ``on_error`` on the affected stream's Observable.
     """
     _check_rate(sample_rate_hz)
-    if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
+    if not os.fspath(path):
+        raise ConfigError("open_media(): the path is empty")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000):
         raise ConfigError(f"fps must be a positive number up to 1000 or None, got {fps!r}")
     if not isinstance(queue_size, int) or queue_size < 1:
         raise ConfigError(f"queue_size must be an int >= 1, got {queue_size!r}")
@@ -99,8 +103,10 @@ def open_media(
         if video_stream is None and audio_stream is None:
             from ..errors import NoMediaStreamsError
 
-            wanted = " or ".join(k for k, v in (("video", video), ("audio", audio)) if v is not False) or "any stream"
-            raise NoMediaStreamsError(f"{path}: has no {wanted} stream")
+            wanted = [k for k, v in (("video", video), ("audio", audio)) if v is not False]
+            if not wanted:
+                raise ConfigError("open_media(): video and audio are both False; select at least one")
+            raise NoMediaStreamsError(f"{path}: has no decodable {' or '.join(wanted)} stream")
         info = _info_for(path, container, [s for s in (video_stream, audio_stream) if s is not None])
     except BaseException:
         container.close()

@@ -27,13 +27,30 @@ def test_seconds_to_ns_rejects_nan():
 
 
 def test_repairer_counts_each_anomaly():
-    r = TimestampRepairer(max_gap_ns=10_000, reset_threshold_ns=1_000)
+    r = TimestampRepairer(max_gap_ns=10_000, reset_threshold_ns=1_000, jitter_ns=2)
     out = [r.repair(t, 10) for t in (0, 10, 10, 5, None, -5_000, 10**12, 10**12 + 10)]
     times = [t for t, _ in out]
-    assert times == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert times == [0, 10, 11, 21, 31, 41, 51, 61]
     assert [f for _, f in out][4] == TimestampFlag.SYNTHESIZED
     assert r.stats.as_dict() == {"items": 8, "synthesized": 1, "duplicates": 1, "backwards": 1,
                                  "resets": 1, "jumps": 1}
+
+
+def test_one_duplicate_moves_only_that_item():
+    ms = 1_000_000
+    r = TimestampRepairer()
+    times = [r.repair(t * ms, 40 * ms)[0] // ms for t in (0, 40, 40, 80, 120, 160)]
+    assert times == [0, 40, 40, 80, 120, 160]  # the duplicate sits 1 ns after 40 ms
+    assert r.stats.duplicates == 1 and r.stats.repaired == 1
+
+
+def test_a_splice_stepping_back_is_one_repair_and_keeps_spacing():
+    ms = 1_000_000
+    r = TimestampRepairer()
+    raw = [0, 40, 80, 120, 160, 200] + [t - 760 for t in (800, 840, 880, 920)]  # second file restarts
+    out = [r.repair(t * ms, 40 * ms)[0] for t in raw]
+    assert r.stats.backwards == 1 and r.stats.repaired == 1
+    assert [b - a for a, b in zip(out, out[1:])] == [40 * ms] * (len(raw) - 1)
 
 
 def test_repairer_keeps_real_gaps():

@@ -37,6 +37,14 @@ def test_synthetic_camera_and_microphone_deliver_at_nominal_rates():
     assert abs(got.frames[0].pts_ns - got.chunks[0].pts_ns) < 40_000_000
 
 
+def test_synthetic_video_alone_is_paced_like_a_camera():
+    started = time.monotonic()
+    got = drain(synthetic(video=True, audio=False, size=(64, 48), fps=20, duration_s=1.0))
+    assert time.monotonic() - started == pytest.approx(1.0, abs=0.3)
+    gaps_ms = np.diff([f.pts_ns for f in got.frames]) / 1e6
+    assert np.median(gaps_ms) == pytest.approx(50, abs=5)
+
+
 def test_live_sources_share_one_session_clock():
     session = SessionClock()
     time.sleep(0.2)
