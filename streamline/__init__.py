@@ -43,6 +43,9 @@ _LAZY: dict[str, str] = {
     "voice_features_array": "streamline.features",
     "text_features": "streamline.features",
     "embed_texts": "streamline.features",
+    "analyze_faces": "streamline.face",
+    "FaceAnalyzer": "streamline.face",
+    "FaceSettings": "streamline.face",
 }
 
 __all__ = [
