@@ -96,6 +96,10 @@ class Outlet(Generic[T]):
         """Queue an error for every subscriber (never dropped); it ends the stream."""
         self._queue.put(_Failure(error), force=True)
 
+    def shutdown(self) -> None:
+        """Discard what is queued and wake every waiter (producer and delivery thread)."""
+        self._queue.close(discard=True)
+
     def close(self, *, end_subscribers: bool = True, join_timeout_s: float = 5.0) -> None:
         """Stop delivering: discard what is queued and end the delivery thread.
 

@@ -415,9 +415,12 @@ class MediaSource:
             self._closed = True
         self._stop.set()
         for outlet in self._outlets.values():
-            outlet.close(end_subscribers=not already)
+            outlet.shutdown()  # wakes a decode thread blocked on a full queue
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10.0)
+        # Only now tell subscribers the stream ended: nothing of this source still runs.
+        for outlet in self._outlets.values():
+            outlet.close(end_subscribers=not already)
         if not self._started and not already:
             self._close_container()
 
