@@ -1,0 +1,196 @@
+"""From synchronizer windows to emotion estimates: stream specs, the window adapter, the operator.
+
+The fusion model reads three synchronizer streams, by name:
+
+* ``"face"``: :class:`~streamline.face.FaceObservation` items; values = the
+  63 face features plus a presence flag (64 values, :func:`face_values`),
+  resampled onto a 15 Hz grid (nearest, valid up to 0.1 s away). A grid point
+  is valid for the model when the synchronizer marks it valid *and* the face
+  was present there.
+* ``"voice"``: :class:`~streamline.features.VoiceFrame` items; values = the 57
+  features, on a 100 Hz grid (nearest, valid up to 20 ms away).
+* ``"text"``: :class:`~streamline.features.TextFeatures` items (intervals
+  ``[start_ns, end_ns)`` of an utterance's committed words); values = the 385
+  text features. The window's text is the last text item overlapping it.
+
+:func:`stream_specs` makes the matching :class:`~streamline.sync.StreamSpec`
+objects; :func:`window_inputs` turns an :class:`~streamline.sync.AlignedWindow`
+into :class:`~streamline.fusion.recognizer.WindowInputs`; :func:`estimate_emotions`
+is the reactive operator ``Observable[AlignedWindow] -> Observable[EmotionEstimate]``.
+A stream missing from the window, or without valid points, is an absent modality.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import numpy as np
+import reactivex
+from reactivex import Observable, abc
+
+from ..errors import ConfigError
+from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, VOICE_FEATURE_DIM, face_vector, text_vector
+from .recognizer import EmotionRecognizer, RecognizerSettings, RunningFilter, WindowInputs, make_estimate
+from .types import EmotionEstimate
+
+__all__ = ["face_values", "voice_values", "text_values", "stream_specs", "window_inputs", "estimate_emotions"]
+
+
+def face_values(observation: Any) -> np.ndarray:
+    """(64,) float32: the face vector (zeros without a face) and a presence flag (1.0 / 0.0)."""
+    v = face_vector(observation)
+    out = np.zeros(FACE_FEATURE_DIM + 1, np.float32)
+    if v is not None:
+        out[:FACE_FEATURE_DIM] = v
+        out[FACE_FEATURE_DIM] = 1.0
+    return out
+
+
+def voice_values(frame: Any) -> np.ndarray:
+    """(57,) float32 voice features of a :class:`~streamline.features.VoiceFrame`."""
+    return np.asarray(frame.features, dtype=np.float32)
+
+
+def text_values(features: Any) -> np.ndarray:
+    """(385,) float32 text vector of a :class:`~streamline.features.TextFeatures`."""
+    return text_vector(np.asarray(features.embedding, np.float32), float(features.valence))
+
+
+def stream_specs(
+    *,
+    face_rate_hz: float = 15.0,
+    voice_rate_hz: float = 100.0,
+    face_budget_s: float | None = None,
+    voice_budget_s: float | None = None,
+    text_budget_s: float | None = None,
+) -> list[Any]:
+    """StreamSpecs for the ``face``, ``voice`` and ``text`` streams (module docstring).
+
+    The window length must make ``length_s * rate`` whole numbers (2 s does).
+    Lateness budgets (live mode) are passed through.
+    """
+    from ..sync import StreamSpec
+
+    return [
+        StreamSpec("face", kind="point", value_fn=face_values, dim=FACE_FEATURE_DIM + 1, grid_hz=face_rate_hz,
+                   resample="nearest", max_age_s=0.1, lateness_budget_s=face_budget_s, keep_items=False),
+        StreamSpec("voice", kind="point", value_fn=voice_values, dim=VOICE_FEATURE_DIM, grid_hz=voice_rate_hz,
+                   resample="nearest", max_age_s=0.02, lateness_budget_s=voice_budget_s, keep_items=False),
+        StreamSpec("text", kind="interval", value_fn=text_values, dim=TEXT_FEATURE_DIM,
+                   lateness_budget_s=text_budget_s, keep_items=False),
+    ]
+
+
+def _grid_or_points(sl: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    if sl.grid_values is not None and sl.grid_mask is not None:
+        return np.asarray(sl.grid_values, np.float32), np.asarray(sl.grid_mask, bool)
+    if sl.values is not None and sl.count:
+        return np.asarray(sl.values, np.float32), np.ones(sl.count, bool)
+    return None
+
+
+def window_inputs(window: Any, *, face: str = "face", voice: str = "voice", text: str = "text") -> WindowInputs:
+    """The model inputs of one :class:`~streamline.sync.AlignedWindow` (streams looked up by name).
+
+    Raises:
+        ConfigError: a stream's values have the wrong width.
+    """
+    kw: dict[str, Any] = {}
+    streams = window.streams
+    if face in streams:
+        got = _grid_or_points(streams[face])
+        if got is not None and got[0].shape[1] in (FACE_FEATURE_DIM, FACE_FEATURE_DIM + 1):
+            x, m = got
+            if x.shape[1] == FACE_FEATURE_DIM + 1:
+                m = m & (x[:, FACE_FEATURE_DIM] > 0.5)
+                x = x[:, :FACE_FEATURE_DIM]
+            kw["face"], kw["face_mask"] = np.ascontiguousarray(x), m
+        elif got is not None and got[0].shape[1]:
+            raise ConfigError(f"window {window.index}: stream {face!r} values have width {got[0].shape[1]}, expected {FACE_FEATURE_DIM + 1}")
+    if voice in streams:
+        got = _grid_or_points(streams[voice])
+        if got is not None and got[0].shape[1] == VOICE_FEATURE_DIM:
+            kw["voice"], kw["voice_mask"] = np.ascontiguousarray(got[0]), got[1]
+        elif got is not None and got[0].shape[1]:
+            raise ConfigError(f"window {window.index}: stream {voice!r} values have width {got[0].shape[1]}, expected {VOICE_FEATURE_DIM}")
+    if text in streams:
+        sl = streams[text]
+        if sl.values is not None and sl.count and sl.values.shape[1] == TEXT_FEATURE_DIM:
+            kw["text"] = np.asarray(sl.values[-1], np.float32)
+    return WindowInputs(**kw)
+
+
+def estimate_emotions(
+    settings: RecognizerSettings | None = None,
+    *,
+    recognizer: EmotionRecognizer | None = None,
+) -> Callable[[Observable[Any]], Observable[EmotionEstimate]]:
+    """Reactive operator: ``Observable[AlignedWindow]`` to ``Observable[EmotionEstimate]``.
+
+    Each subscription has its own running estimate (a fresh :class:`RunningFilter`
+    state); estimates are emitted on the thread that delivers the windows. Errors
+    (a malformed window) end the stream with ``on_error``.
+
+    Args:
+        settings: used to build a recognizer when ``recognizer`` is None (the
+            operator then owns it and closes it when the last subscription ends).
+        recognizer: a shared :class:`EmotionRecognizer`; its running estimate is
+            reset at each subscription.
+
+    Raises:
+        ModelNotFoundError, MissingExtraError: at call time, when the weights cannot be loaded.
+    """
+    own = recognizer is None
+    rec = recognizer if recognizer is not None else EmotionRecognizer(settings)
+    lock = threading.Lock()
+    active = [0]
+
+    def operator(source: Observable[Any]) -> Observable[EmotionEstimate]:
+        def subscribe(observer: abc.ObserverBase[EmotionEstimate], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+            running = RunningFilter(rec.settings.time_constant_s)
+            done = [False]
+            with lock:
+                active[0] += 1
+
+            def on_next(window: Any) -> None:
+                if done[0]:
+                    return
+                try:
+                    inputs = window_inputs(window)
+                    out = rec.predict([inputs])
+                    est = make_estimate(out, 0, window.start_ns, window.end_ns, running)
+                except Exception as exc:  # noqa: BLE001 - ends the stream as on_error
+                    done[0] = True
+                    observer.on_error(exc)
+                    return
+                observer.on_next(est)
+
+            def finish() -> None:
+                with lock:
+                    active[0] -= 1
+                    last = active[0] == 0
+                if own and last:
+                    rec.close()
+
+            def on_error(exc: Exception) -> None:
+                if not done[0]:
+                    done[0] = True
+                    observer.on_error(exc)
+
+            def on_completed() -> None:
+                if not done[0]:
+                    done[0] = True
+                    observer.on_completed()
+
+            sub = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+            def dispose() -> None:
+                sub.dispose()
+                finish()
+
+            return reactivex.disposable.Disposable(dispose)
+
+        return reactivex.create(subscribe)
+
+    return operator
