@@ -32,7 +32,9 @@ def test_import_needs_only_the_core_dependencies():
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in self.heavy: raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import streamline, streamline.sources, streamline.cli\n"
+        "import streamline, streamline.sources, streamline.cli, streamline.sync, streamline.speech,"
+        " streamline.features, streamline.face, streamline.fusion\n"
+        "streamline.cli.build_parser()\n"
         "streamline.open_media; streamline.Handoff\n"
         "print('ok')\n"
     )
