@@ -31,7 +31,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .errors import ClosedError, ConfigError
 
-__all__ = ["OverflowPolicy", "HandoffStats", "BoundedQueue", "Handoff", "handoff"]
+__all__ = ["OverflowPolicy", "HandoffStats", "BoundedQueue", "Handoff", "handoff", "engine_operator"]
 
 log = logging.getLogger(__name__)
 
@@ -256,3 +256,98 @@ class Handoff:
 def handoff(maxsize: int, policy: OverflowPolicy, *, name: str = "handoff") -> Callable[[Observable[T]], Observable[T]]:
     """Functional spelling of :class:`Handoff` (same arguments)."""
     return Handoff(maxsize, policy, name=name)
+
+
+E = TypeVar("E")
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+def engine_operator(
+    make_engine: Callable[[], E],
+    push: Callable[[E, A], Any],
+    finish: Callable[[E], Any],
+    *,
+    close: Callable[[E], None] = lambda engine: engine.close(),  # type: ignore[attr-defined]
+    upstream: Callable[[Observable[A]], Observable[A]] | None = None,
+) -> Callable[[Observable[A]], Observable[B]]:
+    """Operator around a push/pull engine: one engine per subscription.
+
+    The shape every streaming stage of streamline shares (a VAD, a transcriber,
+    a feature extractor): ``push(engine, item)`` returns the outputs an input
+    item completes, ``finish(engine)`` the outputs still pending at the end.
+
+    - The engine is made at subscription; a failure (a missing model or extra)
+      arrives as ``on_error``.
+    - An exception from ``push`` or ``finish`` ends the stream with ``on_error``,
+      disposes the upstream and closes the engine; so does an upstream error.
+    - Completion emits what ``finish`` returns, closes the engine, then completes.
+    - Disposal closes the engine.
+
+    Args:
+        make_engine: builds the engine.
+        push: feeds one input item; returns an iterable of outputs.
+        finish: flushes at end of stream; returns an iterable of outputs.
+        close: releases the engine (default: its ``close()``); called exactly once.
+        upstream: an operator applied to the input first, e.g. a :class:`Handoff`
+            that moves the engine off the producer's thread.
+    """
+
+    def operator(source: Observable[A]) -> Observable[B]:
+        def subscribe(observer: abc.ObserverBase[B], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+            try:
+                engine = make_engine()
+            except Exception as exc:  # noqa: BLE001 - reported through the stream
+                observer.on_error(exc)
+                return Disposable()
+            subscription = reactivex.disposable.SingleAssignmentDisposable()
+            state = {"done": False, "closed": False}
+            lock = threading.Lock()
+
+            def release() -> None:
+                with lock:
+                    if state["closed"]:
+                        return
+                    state["closed"] = True
+                close(engine)
+
+            def fail(exc: Exception) -> None:
+                if state["done"]:
+                    return
+                state["done"] = True
+                release()
+                observer.on_error(exc)
+                subscription.dispose()
+
+            def on_next(item: A) -> None:
+                if state["done"]:
+                    return
+                try:
+                    outputs = list(push(engine, item))
+                except Exception as exc:  # noqa: BLE001 - bad input ends the stream as on_error
+                    fail(exc)
+                    return
+                for output in outputs:
+                    observer.on_next(output)
+
+            def on_completed() -> None:
+                if state["done"]:
+                    return
+                try:
+                    outputs = list(finish(engine))
+                except Exception as exc:  # noqa: BLE001
+                    fail(exc)
+                    return
+                state["done"] = True
+                release()
+                for output in outputs:
+                    observer.on_next(output)
+                observer.on_completed()
+
+            stream = source.pipe(upstream) if upstream is not None else source
+            subscription.disposable = stream.subscribe(on_next, fail, on_completed, scheduler=scheduler)
+            return CompositeDisposable(subscription, Disposable(release))
+
+        return Observable(subscribe)
+
+    return operator

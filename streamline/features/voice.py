@@ -54,8 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import reactivex
-from reactivex import Observable, abc
+from reactivex import Observable
 
 from ..errors import ConfigError, MediaError
 from ..types import AudioChunk
@@ -504,44 +503,14 @@ def voice_features(settings: VoiceSettings | None = None) -> Callable[[Observabl
         raise ConfigError(f"voice_features: settings must be a VoiceSettings, got {type(settings).__name__}")
     warmup_voice_kernels()
 
-    def operator(source: Observable[AudioChunk]) -> Observable[VoiceFrame]:
-        def subscribe(observer: abc.ObserverBase[VoiceFrame], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            extractor = VoiceFeatureExtractor(settings)
-            done = False
+    from ..flow import engine_operator
 
-            def on_next(chunk: AudioChunk) -> None:
-                nonlocal done
-                if done:
-                    return
-                try:
-                    frames = extractor.push(chunk)
-                except Exception as exc:  # noqa: BLE001 - bad input ends the stream as on_error
-                    done = True
-                    observer.on_error(exc)
-                    return
-                for frame in frames:
-                    observer.on_next(frame)
-
-            def on_error(exc: Exception) -> None:
-                nonlocal done
-                if not done:
-                    done = True
-                    observer.on_error(exc)
-
-            def on_completed() -> None:
-                nonlocal done
-                if done:
-                    return
-                done = True
-                for frame in extractor.flush():
-                    observer.on_next(frame)
-                observer.on_completed()
-
-            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return engine_operator(
+        lambda: VoiceFeatureExtractor(settings),
+        lambda extractor, chunk: extractor.push(chunk),
+        lambda extractor: extractor.flush(),
+        close=lambda extractor: None,  # holds only buffers
+    )
 
 
 def voice_features_array(

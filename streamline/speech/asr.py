@@ -60,9 +60,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import reactivex
-from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
+from reactivex import Observable
 
 from ..errors import ClosedError, ConfigError
 from ..types import AudioChunk, SpeechSegment, Word
@@ -725,59 +723,20 @@ def transcribe(
     """
     from ..flow import Handoff, OverflowPolicy
 
+    from ..flow import engine_operator
+
     settings = settings or AsrSettings()
 
-    def operator(source: Observable[AudioChunk]) -> Observable[Word]:
-        def subscribe(observer: abc.ObserverBase[Word],
-                      scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            try:
-                engine = StreamingTranscriber(settings, recognizer=recognizer)
-            except Exception as exc:  # noqa: BLE001 - a missing model or extra goes to on_error
-                observer.on_error(exc)
-                return Disposable()
-            if on_stats is not None:
-                on_stats(engine.stats)
-            upstream = SingleAssignmentDisposable()
-            done = [False]
+    def make_engine() -> StreamingTranscriber:
+        engine = StreamingTranscriber(settings, recognizer=recognizer)
+        if on_stats is not None:
+            on_stats(engine.stats)
+        return engine
 
-            def fail(exc: Exception) -> None:
-                if not done[0]:
-                    done[0] = True
-                    engine.close()
-                    observer.on_error(exc)
-
-            def on_next(chunk: AudioChunk) -> None:
-                if done[0]:
-                    return
-                try:
-                    words = engine.push(chunk)
-                except Exception as exc:  # noqa: BLE001 - goes to on_error
-                    fail(exc)
-                    upstream.dispose()
-                    return
-                for word in words:
-                    observer.on_next(word)
-
-            def on_completed() -> None:
-                if done[0]:
-                    return
-                try:
-                    words = engine.finish()
-                except Exception as exc:  # noqa: BLE001
-                    fail(exc)
-                    return
-                done[0] = True
-                engine.close()
-                for word in words:
-                    observer.on_next(word)
-                observer.on_completed()
-
-            upstream.disposable = source.pipe(
-                Handoff(queue_chunks, OverflowPolicy.BLOCK, name="asr")
-            ).subscribe(on_next, fail, on_completed, scheduler=scheduler)
-            return CompositeDisposable(upstream, Disposable(engine.close))
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return engine_operator(
+        make_engine,
+        lambda engine, chunk: engine.push(chunk),
+        lambda engine: engine.finish(),
+        upstream=Handoff(queue_chunks, OverflowPolicy.BLOCK, name="asr"),
+    )
 

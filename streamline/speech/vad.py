@@ -35,9 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import reactivex
-from reactivex import Observable, abc
-from reactivex.disposable import Disposable, SingleAssignmentDisposable
+from reactivex import Observable
 
 from .._optional import require
 from ..errors import ClosedError, ConfigError
@@ -495,54 +493,11 @@ def detect_speech(settings: VadSettings | None = None) -> Callable[[Observable[A
         ``Observable[SpeechSegment]``. Bad chunks (wrong rate) end the stream
         with ``on_error(ConfigError)``.
     """
+    from ..flow import engine_operator
+
     settings = settings or VadSettings()
-
-    def operator(source: Observable[AudioChunk]) -> Observable[SpeechSegment]:
-        def subscribe(observer: abc.ObserverBase[SpeechSegment],
-                      scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            try:
-                detector = VoiceActivityDetector(settings)
-            except Exception as exc:  # missing extra: report through the stream
-                observer.on_error(exc)
-                return Disposable()
-            upstream = SingleAssignmentDisposable()
-            done = [False]
-
-            def fail(exc: Exception) -> None:
-                if not done[0]:
-                    done[0] = True
-                    detector.close()
-                    observer.on_error(exc)
-                    upstream.dispose()
-
-            def on_next(chunk: AudioChunk) -> None:
-                if done[0]:
-                    return
-                try:
-                    segments = detector.push(chunk)
-                except Exception as exc:  # noqa: BLE001 - goes to on_error
-                    fail(exc)
-                    return
-                for segment in segments:
-                    observer.on_next(segment)
-
-            def on_completed() -> None:
-                if done[0]:
-                    return
-                try:
-                    segments = detector.flush()
-                except Exception as exc:  # noqa: BLE001
-                    fail(exc)
-                    return
-                done[0] = True
-                detector.close()
-                for segment in segments:
-                    observer.on_next(segment)
-                observer.on_completed()
-
-            upstream.disposable = source.subscribe(on_next, fail, on_completed, scheduler=scheduler)
-            return upstream
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return engine_operator(
+        lambda: VoiceActivityDetector(settings),
+        lambda detector, chunk: detector.push(chunk),
+        lambda detector: detector.flush(),
+    )

@@ -96,3 +96,67 @@ def test_the_bound_is_a_decision_for_the_caller():
         Handoff(0, OverflowPolicy.BLOCK)
     with pytest.raises(ConfigError):
         Handoff(3, "block")  # type: ignore[arg-type]
+
+
+class _Summer:
+    """A tiny engine: emits running sums of pairs, fails on negative input."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.closed = 0
+
+    def push(self, x: int) -> list[int]:
+        if x < 0:
+            raise ValueError(f"negative input {x}")
+        self.pending.append(x)
+        if len(self.pending) == 2:
+            out, self.pending = [sum(self.pending)], []
+            return out
+        return []
+
+    def finish(self) -> list[int]:
+        return [sum(self.pending)] if self.pending else []
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def _summer_op(engines):
+    from streamline.flow import engine_operator
+
+    def make():
+        engines.append(_Summer())
+        return engines[-1]
+
+    return engine_operator(make, lambda e, x: e.push(x), lambda e: e.finish())
+
+
+def test_engine_operator_flushes_at_completion_and_closes_once():
+    engines = []
+    items, errors = run(reactivex.from_iterable([1, 2, 3, 4, 5]).pipe(_summer_op(engines)))
+    assert items == [3, 7, 5] and not errors
+    assert engines[0].closed == 1
+
+
+def test_engine_operator_error_ends_the_stream_and_disposes_upstream():
+    engines, pushed = [], []
+    subject: Subject[int] = Subject()
+    items, errors = [], []
+    subject.pipe(_summer_op(engines)).subscribe(items.append, on_error=errors.append)
+    for x in (1, 2, -1, 4):
+        pushed.append(x)
+        subject.on_next(x)
+    assert items == [3]
+    assert isinstance(errors[0], ValueError) and "negative input -1" in str(errors[0])
+    assert engines[0].closed == 1
+    assert not subject.observers  # the upstream subscription was disposed
+
+
+def test_engine_operator_reports_a_failing_constructor():
+    from streamline.flow import engine_operator
+
+    def make():
+        raise ImportError("install the extra")
+
+    items, errors = run(reactivex.from_iterable([1]).pipe(engine_operator(make, lambda e, x: [x], lambda e: [])))
+    assert not items and isinstance(errors[0], ImportError)
