@@ -20,16 +20,19 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-## The main job on the bundled GRID clip.
+## The main job on the bundled GRID clip: estimates, transcript and report in out/.
 demo: setup
 	mkdir -p out
 	$(VENV)/bin/streamline probe examples/media/grid_bbaf2n.mpg
-	$(VENV)/bin/streamline ingest examples/media/grid_bbaf2n.mpg
+	$(VENV)/bin/streamline analyze examples/media/grid_bbaf2n.mpg --no-progress --stats \
+		--out out/estimates.jsonl --vtt out/transcript.vtt --report out/report.html
+	@echo "wrote out/estimates.jsonl, out/transcript.vtt and out/report.html"
 
-## The test suite.
+## The test suite, then the numba kernels' tests again with the JIT off (so their Python runs too).
 test: setup
 	$(PY) -m pytest -q
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m jit tests/sync
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/features/test_voice_features.py
 
 bench: setup
 	for b in benchmarks/*_bench.py; do $(PY) $$b || exit 1; done
