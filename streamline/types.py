@@ -189,6 +189,17 @@ class SpeechSegment:
     probability: float = 1.0
     source_id: str = "audio"
 
+    def as_dict(self) -> dict[str, object]:
+        """The JSON record of the segment (``type`` "segment"; times in s and ns)."""
+        return {
+            "type": "segment",
+            "start_s": round(self.start_ns / 1e9, 3),
+            "end_s": round(self.end_ns / 1e9, 3),
+            "probability": round(float(self.probability), 4),
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Word:
@@ -212,3 +223,18 @@ class Word:
     committed: bool = True
     utterance_id: int = 0
     language: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON record of the word, as every command writes it (``type`` "word")."""
+        return {
+            "type": "word",
+            "text": self.text,
+            "start_s": round(self.start_ns / 1e9, 3),
+            "end_s": round(self.end_ns / 1e9, 3),
+            "probability": round(float(self.probability), 4),
+            "committed": self.committed,
+            "utterance_id": self.utterance_id,
+            "language": self.language,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+        }

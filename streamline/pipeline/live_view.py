@@ -68,8 +68,12 @@ class LiveState:
         if hasattr(item, "probs") and hasattr(item, "running_probs"):
             self.estimate = item
             self.estimates += 1
-            if now_ns is not None:
+            # A last, partial window flushed when the inputs end lies partly in the
+            # future: it has no latency to show.
+            if now_ns is not None and now_ns >= item.end_ns:
                 self.latency_ms = (now_ns - item.end_ns) / 1e6
+            else:
+                self.latency_ms = None
             return True
         if hasattr(item, "present") and hasattr(item, "blendshapes"):
             self.face = item

@@ -55,26 +55,13 @@ def estimate_record(estimate: Any) -> dict[str, Any]:
 
 
 def word_record(word: Word) -> dict[str, Any]:
-    """The JSON line of a committed word."""
-    return {
-        "type": "word",
-        "text": word.text,
-        "start_s": round(word.start_ns / 1e9, 3),
-        "end_s": round(word.end_ns / 1e9, 3),
-        "probability": round(float(word.probability), 4),
-        "utterance_id": word.utterance_id,
-        "language": word.language,
-    }
+    """The JSON line of a committed word (:meth:`Word.as_dict`, shared with ``streamline transcribe``)."""
+    return word.as_dict()
 
 
 def segment_record(segment: SpeechSegment) -> dict[str, Any]:
-    """The JSON line of a speech segment."""
-    return {
-        "type": "segment",
-        "start_s": round(segment.start_ns / 1e9, 3),
-        "end_s": round(segment.end_ns / 1e9, 3),
-        "probability": round(float(segment.probability), 4),
-    }
+    """The JSON line of a speech segment (:meth:`SpeechSegment.as_dict`)."""
+    return segment.as_dict()
 
 
 def _open_text(path: str | os.PathLike[str], what: str) -> TextIO:
@@ -290,8 +277,9 @@ class VttWriter(_Writer):
     """WebVTT: the committed words as cues (:class:`CueSplitter`: one per utterance, long ones
     split), each with its dominant emotion, written as soon as both are known.
 
-    A cue is written once it is closed and an estimate reaching past its end has
-    arrived; :meth:`close` writes what is left. Cue text::
+    A cue is written once it is closed and an estimate *starting* at or after its end
+    has arrived (estimates come in window order, so every estimate overlapping the
+    cue is in by then); :meth:`close` writes what is left. Cue text::
 
         bin blue at f two now
         [neutral 48%]
@@ -307,7 +295,7 @@ class VttWriter(_Writer):
         self._splitter = CueSplitter()
         self._ready: list[list[Word]] = []  # closed cues waiting for their estimates
         self._estimates: list[Any] = []
-        self._last_estimate_end_ns = -(1 << 62)
+        self._last_estimate_start_ns = -(1 << 62)
         self.cues = 0
 
     def write(self, item: Any) -> None:
@@ -320,7 +308,7 @@ class VttWriter(_Writer):
             self._ready += self._splitter.end_utterance(item.end_ns)
         elif hasattr(item, "probs") and hasattr(item, "end_ns"):
             self._estimates.append(item)
-            self._last_estimate_end_ns = max(self._last_estimate_end_ns, item.end_ns)
+            self._last_estimate_start_ns = max(self._last_estimate_start_ns, item.start_ns)
         else:
             return
         self._flush_ready(final=False)
@@ -330,7 +318,7 @@ class VttWriter(_Writer):
             self._ready += self._splitter.end_utterance()
         while self._ready:
             words = self._ready[0]
-            if not final and self._last_estimate_end_ns < words[-1].end_ns:
+            if not final and self._last_estimate_start_ns < words[-1].end_ns:
                 return
             self._write_cue(self._ready.pop(0))
             # estimates that end before the next cue starts are no longer needed

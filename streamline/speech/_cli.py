@@ -36,17 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _word_json(word) -> str:  # noqa: ANN001 - streamline.types.Word
-    return json.dumps({
-        "text": word.text,
-        "start_s": round(word.start_ns / 1e9, 3),
-        "end_s": round(word.end_ns / 1e9, 3),
-        "probability": word.probability,
-        "committed": word.committed,
-        "utterance_id": word.utterance_id,
-        "language": word.language,
-        "start_ns": word.start_ns,
-        "end_ns": word.end_ns,
-    }, ensure_ascii=False)
+    return json.dumps(word.as_dict(), ensure_ascii=False)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from pipeline_media import thread_names
+
 sys.path.insert(0, str(Path(__file__).parent))  # pipeline_media
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,10 +47,6 @@ def made_media(tmp_path_factory, bundled_clip):
         "video_only": video_only_clip(bundled_clip, folder),
         "long": repeated_clip(bundled_clip, folder, times=6),
     }
-
-
-def thread_names() -> set[tuple[int | None, str]]:
-    return {(t.ident, t.name) for t in threading.enumerate()}
 
 
 @dataclass

@@ -98,3 +98,10 @@ def audio_only_wav(clip: Path, folder: Path) -> Path:
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def thread_names() -> set[tuple[int | None, str]]:
+    """The live threads, as (ident, name) pairs (to check that nothing outlives close)."""
+    import threading
+
+    return {(t.ident, t.name) for t in threading.enumerate()}

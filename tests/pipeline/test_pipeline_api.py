@@ -22,7 +22,7 @@ import pytest
 import reactivex
 from reactivex import operators as ops
 
-from conftest import thread_names
+from pipeline_media import thread_names
 from streamline.errors import ClosedError, ConfigError, NoMediaStreamsError
 from streamline.fusion import CLASSES
 from streamline.pipeline import Pipeline, PipelineSettings, Stages

@@ -61,8 +61,10 @@ def test_jsonl_lines_are_flushed_one_by_one(tmp_path):
     assert list(e["probs"]) == list(CLASSES) and sum(e["probs"].values()) == pytest.approx(1.0, abs=1e-3)
     assert e["modalities"] == ["face", "voice"] and e["contributions"] == {"face": 0.5, "voice": 0.5}
     assert lines[1] == {"type": "word", "text": "hello", "start_s": 0.5, "end_s": 0.9, "probability": 0.9,
-                        "utterance_id": 0, "language": "en"}
-    assert lines[2] == {"type": "segment", "start_s": 0.4, "end_s": 1.2, "probability": 0.93}
+                        "committed": True, "utterance_id": 0, "language": "en",
+                        "start_ns": 500_000_000, "end_ns": 900_000_000}
+    assert lines[2] == {"type": "segment", "start_s": 0.4, "end_s": 1.2, "probability": 0.93,
+                        "start_ns": 400_000_000, "end_ns": 1_200_000_000}
 
 
 def test_csv_has_one_row_per_estimate(tmp_path):
@@ -109,8 +111,10 @@ def test_vtt_cue_per_utterance_once_its_estimates_have_come(tmp_path):
     vtt.write(word("bin", 1.0, 1.2, 0))
     vtt.write(word("blue", 1.2, 1.5, 0))
     vtt.write(SpeechSegment(800 * MS, 1800 * MS, 0.9))  # utterance 0 is over ...
-    assert path.read_text() == "WEBVTT\n\n"               # ... but no estimate reaches past 1.5 s yet
-    vtt.write(est(0.0, "happy"))                          # [0, 2) covers it: the cue is written now
+    assert path.read_text() == "WEBVTT\n\n"               # ... but its estimates have not come yet
+    vtt.write(est(0.0, "happy"))                          # [0, 2) overlaps it; [0.5, 2.5) ... may still come
+    assert path.read_text() == "WEBVTT\n\n"
+    vtt.write(est(1.5, "happy"))                          # starts at the cue's end: all overlapping are in
     assert "bin blue" in path.read_text()
     vtt.write(word("again", 3.0, 3.4, 1))
     vtt.close()                                           # the open utterance is written at close
@@ -118,7 +122,7 @@ def test_vtt_cue_per_utterance_once_its_estimates_have_come(tmp_path):
     assert text.startswith("WEBVTT\n\n")
     cues = text.strip().split("\n\n")[1:]
     assert cues[0] == "1\n00:00:01.000 --> 00:00:01.500\nbin blue\n[happy 70%]"
-    assert cues[1] == "2\n00:00:03.000 --> 00:00:03.400\nagain\n[no estimate]"
+    assert cues[1] == "2\n00:00:03.000 --> 00:00:03.400\nagain\n[happy 70%]"  # [1.5, 3.5) overlaps it
 
 
 class _Collect(HTMLParser):
@@ -249,7 +253,9 @@ def test_vtt_writes_a_long_utterance_cue_by_cue(tmp_path):
     vtt = VttWriter(path)
     for i in range(20):  # 20 words, one utterance, no segment end yet
         vtt.write(word(f"w{i}" + ("." if i == 9 else ""), i * 0.5, i * 0.5 + 0.4, 0))
-    vtt.write(est(3.0, "happy"))            # reaches 5.0 s: the first sentence (0-4.9 s) can go out
+    vtt.write(est(3.0, "happy"))            # overlaps the first sentence (0-4.9 s): more may come
+    assert "w0 w1" not in path.read_text()
+    vtt.write(est(5.0, "happy"))            # starts after it: the first sentence can go out
     written = path.read_text()
     assert "w0 w1" in written and "w10" not in written
     vtt.close()

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import thread_names
+from pipeline_media import thread_names
 from streamline.cli import main
 from streamline.pipeline import Pipeline
 from streamline.pipeline.live_view import LiveState, TerminalView, run_webcam
