@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
@@ -116,8 +117,6 @@ class BoundedQueue(Generic[T]):
             force: queue it even when full (used for end-of-stream markers,
                 which must never be dropped or wait).
         """
-        import time
-
         with self._cond:
             if not force:
                 self.stats.put += 1
@@ -166,10 +165,13 @@ class BoundedQueue(Generic[T]):
             self._cond.notify_all()
 
 
+# End-of-stream markers queued behind the items (shared with the sources' outlets).
 _COMPLETED = object()
 
 
 class _Error:
+    """An upstream error, queued so it is delivered after the items before it."""
+
     __slots__ = ("error",)
 
     def __init__(self, error: Exception) -> None:

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import reactivex
-from reactivex import Observable, abc
+from reactivex import Observable
 
 from .._optional import require
 from ..errors import ClosedError, ConfigError, ModelNotFoundError
@@ -432,72 +431,47 @@ def text_features(
     enc = encoder
     n_context = settings.context_utterances
 
-    def operator(source: Observable[Word]) -> Observable[TextFeatures]:
-        def subscribe(observer: abc.ObserverBase[TextFeatures], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            state = _UtteranceState(n_context)
-            done = False
+    from ..flow import engine_operator
 
-            def on_next(word: Word) -> None:
-                nonlocal done
-                if done:
-                    return
-                try:
-                    item = _step(state, word)
-                except Exception as exc:  # noqa: BLE001 - ends the stream as on_error
-                    done = True
-                    observer.on_error(exc)
-                    return
-                if item is not None:
-                    observer.on_next(item)
+    return engine_operator(
+        lambda: _UtteranceState(n_context),
+        lambda state, word: _text_step(state, word, enc, n_context),
+        lambda state: (),
+        close=lambda state: None,  # the encoder is shared and outlives the subscription
+    )
 
-            def _step(st: _UtteranceState, word: Word) -> TextFeatures | None:
-                if not isinstance(word, Word):
-                    raise ConfigError(f"text_features: expected Word items, got {type(word).__name__}")
-                if not word.committed:
-                    return None
-                token = word.text.strip()
-                if not token:
-                    return None
-                if word.utterance_id != st.utterance_id:
-                    if st.words and n_context:
-                        st.history.append(" ".join(w.text.strip() for w in st.words))
-                    st.utterance_id = word.utterance_id
-                    st.words = []
-                    st.keys = set()
-                key = (word.start_ns, word.end_ns, token)
-                if key in st.keys:
-                    return None
-                st.keys.add(key)
-                st.words.append(word)
-                own = " ".join(w.text.strip() for w in st.words)
-                context = list(st.history)[-n_context:] if n_context else []
-                text = " ".join([*context, own])
-                embedding = enc.embed([text])[0]
-                embedding.flags.writeable = False
-                return TextFeatures(
-                    start_ns=min(w.start_ns for w in st.words),
-                    end_ns=max(w.end_ns for w in st.words),
-                    utterance_id=word.utterance_id,
-                    text=text,
-                    embedding=embedding,
-                    valence=enc.valence(text),
-                    num_words=len(st.words),
-                )
 
-            def on_error(exc: Exception) -> None:
-                nonlocal done
-                if not done:
-                    done = True
-                    observer.on_error(exc)
-
-            def on_completed() -> None:
-                nonlocal done
-                if not done:
-                    done = True
-                    observer.on_completed()
-
-            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
-
-    return operator
+def _text_step(st: _UtteranceState, word: Word, enc: TextEncoder, n_context: int) -> list[TextFeatures]:
+    """Feed one word to an utterance's state; the new TextFeatures when committed text grew."""
+    if not isinstance(word, Word):
+        raise ConfigError(f"text_features: expected Word items, got {type(word).__name__}")
+    if not word.committed:
+        return []
+    token = word.text.strip()
+    if not token:
+        return []
+    if word.utterance_id != st.utterance_id:
+        if st.words and n_context:
+            st.history.append(" ".join(w.text.strip() for w in st.words))
+        st.utterance_id = word.utterance_id
+        st.words = []
+        st.keys = set()
+    key = (word.start_ns, word.end_ns, token)
+    if key in st.keys:
+        return []
+    st.keys.add(key)
+    st.words.append(word)
+    own = " ".join(w.text.strip() for w in st.words)
+    context = list(st.history)[-n_context:] if n_context else []
+    text = " ".join([*context, own])
+    embedding = enc.embed([text])[0]
+    embedding.flags.writeable = False
+    return [TextFeatures(
+        start_ns=min(w.start_ns for w in st.words),
+        end_ns=max(w.end_ns for w in st.words),
+        utterance_id=word.utterance_id,
+        text=text,
+        embedding=embedding,
+        valence=enc.valence(text),
+        num_words=len(st.words),
+    )]

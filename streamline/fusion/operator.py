@@ -26,10 +26,10 @@ import threading
 from typing import Any, Callable
 
 import numpy as np
-import reactivex
-from reactivex import Observable, abc
+from reactivex import Observable
 
 from ..errors import ConfigError
+from ..flow import engine_operator
 from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, VOICE_FEATURE_DIM, face_vector, text_vector
 from .recognizer import EmotionRecognizer, RecognizerSettings, RunningFilter, WindowInputs, make_estimate
 from .types import EmotionEstimate
@@ -146,51 +146,20 @@ def estimate_emotions(
     lock = threading.Lock()
     active = [0]
 
-    def operator(source: Observable[Any]) -> Observable[EmotionEstimate]:
-        def subscribe(observer: abc.ObserverBase[EmotionEstimate], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            running = RunningFilter(rec.settings.time_constant_s)
-            done = [False]
-            with lock:
-                active[0] += 1
+    def subscribed() -> RunningFilter:
+        with lock:
+            active[0] += 1
+        return RunningFilter(rec.settings.time_constant_s)
 
-            def on_next(window: Any) -> None:
-                if done[0]:
-                    return
-                try:
-                    inputs = window_inputs(window)
-                    out = rec.predict([inputs])
-                    est = make_estimate(out, 0, window.start_ns, window.end_ns, running)
-                except Exception as exc:  # noqa: BLE001 - ends the stream as on_error
-                    done[0] = True
-                    observer.on_error(exc)
-                    return
-                observer.on_next(est)
+    def estimate(running: RunningFilter, window: Any) -> list[EmotionEstimate]:
+        out = rec.predict([window_inputs(window)])
+        return [make_estimate(out, 0, window.start_ns, window.end_ns, running)]
 
-            def finish() -> None:
-                with lock:
-                    active[0] -= 1
-                    last = active[0] == 0
-                if own and last:
-                    rec.close()
+    def unsubscribed(running: RunningFilter) -> None:
+        with lock:
+            active[0] -= 1
+            last = active[0] == 0
+        if own and last:
+            rec.close()
 
-            def on_error(exc: Exception) -> None:
-                if not done[0]:
-                    done[0] = True
-                    observer.on_error(exc)
-
-            def on_completed() -> None:
-                if not done[0]:
-                    done[0] = True
-                    observer.on_completed()
-
-            sub = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-
-            def dispose() -> None:
-                sub.dispose()
-                finish()
-
-            return reactivex.disposable.Disposable(dispose)
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return engine_operator(subscribed, estimate, lambda running: (), close=unsubscribed)

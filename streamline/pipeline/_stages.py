@@ -25,7 +25,7 @@ from reactivex.subject import Subject
 from ..face.analyzer import FaceAnalyzer, FaceSettings
 from ..features.text import TextEncoder, TextSettings, text_features
 from ..features.voice import VoiceFeatureExtractor, VoiceSettings
-from ..flow import Handoff
+from ..flow import Handoff, engine_operator
 from ..speech.asr import AsrSettings, StreamingTranscriber
 from ..speech.whisper import WhisperRecognizer
 from ..sync import Watermark
@@ -56,38 +56,20 @@ class FaceStage:
         self.analyzers: list[FaceAnalyzer] = []
 
     def __call__(self, source: Observable[VideoFrame]) -> Observable[Any]:
-        def subscribe(observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            try:
-                analyzer = FaceAnalyzer(self.settings)
-            except Exception as exc:  # noqa: BLE001 - a missing model goes to on_error
-                observer.on_error(exc)
-                return Disposable()
+        def make() -> FaceAnalyzer:
+            analyzer = FaceAnalyzer(self.settings)
             self.analyzers.append(analyzer)
+            return analyzer
 
-            def on_next(frame: VideoFrame) -> None:  # on the face thread
-                started = time.perf_counter()
-                observation = analyzer.analyze(frame)
-                if observation is not None:
-                    self.timing.add(time.perf_counter() - started)
-                    observer.on_next(observation)
+        def push(analyzer: FaceAnalyzer, frame: VideoFrame) -> list[Any]:  # on the face thread
+            started = time.perf_counter()
+            observation = analyzer.analyze(frame)
+            if observation is None:
+                return []
+            self.timing.add(time.perf_counter() - started)
+            return [observation]
 
-            def on_error(exc: Exception) -> None:
-                analyzer.close()
-                observer.on_error(exc)
-
-            def on_completed() -> None:
-                analyzer.close()
-                observer.on_completed()
-
-            subscription = source.pipe(self.handoff).subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-
-            def dispose() -> None:
-                subscription.dispose()  # joins the face thread
-                analyzer.close()
-
-            return Disposable(dispose)
-
-        return reactivex.create(subscribe)
+        return engine_operator(make, push, lambda analyzer: (), upstream=self.handoff)(source)
 
 
 class VoiceStage:
@@ -99,24 +81,15 @@ class VoiceStage:
         self.timing = timing
 
     def __call__(self, source: Observable[AudioChunk]) -> Observable[Any]:
-        def subscribe(observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-            extractor = VoiceFeatureExtractor(self.settings)
+        def push(extractor: VoiceFeatureExtractor, chunk: AudioChunk) -> list[Any]:
+            started = time.perf_counter()
+            frames = extractor.push(chunk)
+            self.timing.add(time.perf_counter() - started)
+            return frames
 
-            def on_next(chunk: AudioChunk) -> None:
-                started = time.perf_counter()
-                frames = extractor.push(chunk)
-                self.timing.add(time.perf_counter() - started)
-                for frame in frames:
-                    observer.on_next(frame)
-
-            def on_completed() -> None:
-                for frame in extractor.flush():
-                    observer.on_next(frame)
-                observer.on_completed()
-
-            return source.pipe(self.handoff).subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
+        return engine_operator(lambda: VoiceFeatureExtractor(self.settings), push,
+                               lambda extractor: extractor.flush(), close=lambda extractor: None,
+                               upstream=self.handoff)(source)
 
 
 class TextSpans:

@@ -11,21 +11,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ..errors import ClosedError
-from ..flow import BoundedQueue, HandoffStats, OverflowPolicy
+from ..flow import _COMPLETED, BoundedQueue, HandoffStats, OverflowPolicy, _Error
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_COMPLETED = object()
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
 
 class Outlet(Generic[T]):
     """Deliver one stream's items to its subscribers on a thread of its own.
@@ -94,7 +84,7 @@ class Outlet(Generic[T]):
 
     def fail(self, error: Exception) -> None:
         """Queue an error for every subscriber (never dropped); it ends the stream."""
-        self._queue.put(_Failure(error), force=True)
+        self._queue.put(_Error(error), force=True)
 
     def shutdown(self) -> None:
         """Discard what is queued and wake every waiter (producer and delivery thread)."""
@@ -127,7 +117,7 @@ class Outlet(Generic[T]):
                 return
             with self._lock:
                 observers = list(self._observers)
-            if item is _COMPLETED or isinstance(item, _Failure):
+            if item is _COMPLETED or isinstance(item, _Error):
                 with self._lock:
                     self._finished = True
                     self._observers.clear()

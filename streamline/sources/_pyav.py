@@ -15,10 +15,10 @@ from typing import Any
 import av
 import av.error
 
-from ..errors import CorruptMediaError, DeviceError, MediaError, MediaNotFoundError, NoMediaStreamsError
+from ..errors import CorruptMediaError, DeviceError, MediaNotFoundError, NoMediaStreamsError
 from ..types import MediaInfo, StreamInfo
 
-__all__ = ["open_file", "open_device", "stream_info", "probe", "describe_av_error", "usable_streams", "sane_rotation"]
+__all__ = ["open_file", "open_device", "stream_info", "probe", "describe_av_error", "usable_streams", "sane_rotation", "media_info"]
 
 # Bounded probing so that a truncated or garbage file fails in seconds, never hangs.
 _FILE_OPTIONS = {"probesize": str(20_000_000), "analyzeduration": str(10_000_000)}
@@ -141,24 +141,16 @@ def sane_rotation(degrees: float | None) -> int:
 
 
 def _stream_rotation(stream: Any) -> int:
-    """Display rotation of a video stream, degrees counter-clockwise (0 if none)."""
-    matrix = None
-    try:
-        matrix = stream.side_data.get("DISPLAYMATRIX") if hasattr(stream, "side_data") else None
-    except Exception:  # noqa: BLE001 - side data is optional metadata
-        matrix = None
-    if matrix is not None:
-        try:
-            return int(round(float(matrix))) % 360
-        except (TypeError, ValueError):
-            pass
+    """Display rotation from a stream's ``rotate`` tag, degrees counter-clockwise (0 if none).
+
+    PyAV exposes the display matrix on decoded frames only; :func:`probe` reads it
+    there. The tag is what older muxers wrote.
+    """
     rotate = stream.metadata.get("rotate") if stream.metadata else None
-    if rotate is not None:
-        try:
-            return (-int(float(rotate))) % 360
-        except ValueError:
-            return 0
-    return 0
+    try:
+        return sane_rotation(-float(rotate)) if rotate is not None else 0
+    except ValueError:
+        return 0
 
 
 def stream_info(stream: Any, rotation_deg: int | None = None) -> StreamInfo:
@@ -221,6 +213,31 @@ def _first_frames(path: str | os.PathLike[str], indices: list[int], max_packets:
     return found
 
 
+def media_info(path: str | os.PathLike[str], container: Any, streams: list[Any], *,
+               origin_from: list[Any] | None = None, rotations: dict[int, int] | None = None) -> MediaInfo:
+    """Describe ``streams`` of an open container as a :class:`MediaInfo`.
+
+    Args:
+        path: the file, for the record.
+        container: the open PyAV container.
+        streams: the streams to list.
+        origin_from: the streams whose earliest start becomes session time 0 (default: ``streams``).
+        rotations: display rotation per video stream index, where known from a decoded frame.
+    """
+    from ..timeline import pts_to_ns
+
+    rotations = rotations or {}
+    starts = [pts_to_ns(s.start_time, s.time_base) for s in (origin_from or streams)
+              if s.start_time is not None and s.time_base is not None]
+    return MediaInfo(
+        path=os.fspath(path),
+        format_name=container.format.name,
+        duration_s=container.duration / 1e6 if container.duration else None,
+        streams=tuple(stream_info(s, rotations.get(s.index)) for s in streams),
+        origin_offset_ns=min(starts) if starts else 0,
+    )
+
+
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Read a media file's streams, decoding the first frame of each to prove it decodes.
 
@@ -237,8 +254,6 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         CorruptMediaError: not media, truncated, or no stream gives a decodable frame.
         NoMediaStreamsError: no audio or video stream at all.
     """
-    from ..timeline import pts_to_ns
-
     container = open_file(path)
     try:
         usable, _ = usable_streams(container)
@@ -246,25 +261,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         decodable = [s for s in usable if s.index in first]
         if not decodable:
             raise CorruptMediaError(f"{path}: no audio or video frame could be decoded")
-        streams = []
-        for stream in decodable:
-            rotation = None
-            if stream.type == "video":
-                rotation = sane_rotation(first[stream.index].rotation)
-            streams.append(stream_info(stream, rotation))
-        starts = [
-            pts_to_ns(s.start_time, s.time_base)
-            for s in decodable
-            if s.start_time is not None and s.time_base is not None
-        ]
-        duration = container.duration / 1e6 if container.duration else None
-        return MediaInfo(
-            path=str(path),
-            format_name=container.format.name,
-            duration_s=duration,
-            streams=tuple(streams),
-            origin_offset_ns=min(starts) if starts else 0,
-        )
+        rotations = {s.index: sane_rotation(first[s.index].rotation) for s in decodable if s.type == "video"}
+        return media_info(path, container, decodable, rotations=rotations)
     except av.error.FFmpegError as exc:
         raise CorruptMediaError(f"{path}: cannot read stream information ({describe_av_error(exc)})") from exc
     finally:

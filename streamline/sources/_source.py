@@ -515,7 +515,7 @@ class MediaSource:
                     if not self._deliver(index, item, pacer):
                         return
         for index, outlet in self._outlets.items():
-            kind = self._paths[index].__class__ is _VideoPath and "video" or "audio"
+            kind = "video" if isinstance(self._paths[index], _VideoPath) else "audio"
             stats = self.stats[kind]
             if stats.items == 0 and stats.skipped == 0:
                 what = "frames" if kind == "video" else "samples"

@@ -11,19 +11,19 @@ import numpy as np
 from ..errors import ConfigError, MediaError
 from ..flow import OverflowPolicy
 from ..timeline import NS_PER_S, Clock, monotonic_clock
-from ..types import AudioChunk, MediaInfo
-from ._pyav import open_file, probe, stream_info, usable_streams
+from ..types import AudioChunk
+from ._pyav import media_info, open_file, probe, usable_streams
 from ._source import MediaSource, SourceSettings
 
 __all__ = ["open_media", "read_audio", "probe"]
 
 
-def _pick(container: Any, kind: str, choice: bool | int) -> Any | None:
+def _pick(usable: list[Any], kind: str, choice: bool | int) -> Any | None:
     if not isinstance(choice, (bool, int)):
         raise ConfigError(f"{kind} must be True, False or a stream number, got {choice!r}")
     if choice is False:
         return None
-    streams = [s for s in usable_streams(container)[0] if s.type == kind]
+    streams = [s for s in usable if s.type == kind]
     if not streams:
         return None
     index = 0 if choice is True else int(choice)
@@ -98,8 +98,9 @@ def open_media(
         raise ConfigError(f"queue_size must be an int >= 1, got {queue_size!r}")
     container = open_file(path)
     try:
-        video_stream = _pick(container, "video", video)
-        audio_stream = _pick(container, "audio", audio)
+        usable = usable_streams(container)[0]
+        video_stream = _pick(usable, "video", video)
+        audio_stream = _pick(usable, "audio", audio)
         if video_stream is None and audio_stream is None:
             from ..errors import NoMediaStreamsError
 
@@ -107,7 +108,8 @@ def open_media(
             if not wanted:
                 raise ConfigError("open_media(): video and audio are both False; select at least one")
             raise NoMediaStreamsError(f"{path}: has no decodable {' or '.join(wanted)} stream")
-        info = _info_for(path, container, [s for s in (video_stream, audio_stream) if s is not None])
+        selected = [s for s in (video_stream, audio_stream) if s is not None]
+        info = media_info(path, container, usable, origin_from=selected)
     except BaseException:
         container.close()
         raise
@@ -122,19 +124,6 @@ def open_media(
     )
     return MediaSource(container, info, settings, video_stream=video_stream, audio_stream=audio_stream,
                        clock=clock, session_origin_ns=0)
-
-
-def _info_for(path: Any, container: Any, selected: list[Any]) -> MediaInfo:
-    from ..timeline import pts_to_ns
-
-    starts = [pts_to_ns(s.start_time, s.time_base) for s in selected if s.start_time is not None and s.time_base]
-    return MediaInfo(
-        path=os.fspath(path),
-        format_name=container.format.name,
-        duration_s=container.duration / 1e6 if container.duration else None,
-        streams=tuple(stream_info(s) for s in container.streams if s.type in ("audio", "video")),
-        origin_offset_ns=min(starts) if starts else 0,
-    )
 
 
 def read_audio(
@@ -193,8 +182,7 @@ def read_audio(
                 )
             pieces.append(np.zeros(gap_samples, dtype=np.float32))
         pieces.append(chunk.samples)
-        cursor = chunk.end_ns if gap_samples <= 0 else chunk.end_ns
-        cursor = max(cursor, chunk.end_ns)
+        cursor = chunk.end_ns
     samples = np.concatenate(pieces)
     samples.flags.writeable = False
     return AudioChunk(pts_ns=chunks[0].pts_ns, samples=samples, sample_rate_hz=sample_rate_hz,
