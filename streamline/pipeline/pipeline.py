@@ -567,11 +567,8 @@ class Pipeline:
                                       handoff=handoff("voice", 3000 if live else file_q, OverflowPolicy.BLOCK))
             inputs["voice"] = audio.pipe(voice_op, ops.do_action(lambda f: self._advance("voice", _time_of(f))))
         if audio is not None and "text" in self.info.modalities:
-            asr_settings = s.asr
-            if not live and s.file_asr_step_ms is not None:
-                asr_settings = dataclasses.replace(s.asr, step_ms=s.file_asr_step_ms)
             self._speech_stage = SpeechStage(
-                asr_settings, recognizer=self._models.whisper, on_event=self._on_speech,
+                s.asr, recognizer=self._models.whisper, on_event=self._on_speech,
                 handoff=handoff("asr", 3000 if live else file_q, OverflowPolicy.BLOCK),
                 timing=self._timings["asr"], replacement=self.stages.speech)
             text_stage = TextStage(s.text, encoder=self._models.text_encoder, timing=self._timings["text"],

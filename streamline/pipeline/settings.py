@@ -69,12 +69,6 @@ class PipelineSettings:
             1-2 s after they are spoken (LocalAgreement needs a second decode), so a
             window that should contain them waits that long; 0 gives the fastest
             estimates, whose text then lags.
-        file_asr_step_ms: files analysed as fast as possible decode the open utterance
-            every this many ms of audio, instead of ``asr.step_ms`` (None: keep it). Latency
-            does not matter there, and the cost of the recogniser is about one Whisper
-            decode per step: 2000 ms halves it (0.48 -> 0.30 x real time on the 60 s
-            talking-head clip) with the same words (JFK: word-perfect at 2000 ms, one
-            error at 1000 ms). Live runs and real-time replay keep ``asr.step_ms``.
         poll_interval_s: live runs: how often lateness budgets are checked, seconds.
         file_queue: bound (items) of each stage's hand-off on files (``BLOCK``: the
             file source waits; nothing is lost).
@@ -92,7 +86,6 @@ class PipelineSettings:
     live_face_budget_s: float = 0.25
     live_voice_budget_s: float = 0.25
     live_text_budget_s: float = 1.5
-    file_asr_step_ms: int | None = 2000
     poll_interval_s: float = 0.01
     file_queue: int = 64
     events_queue: int = 4096
@@ -109,11 +102,6 @@ class PipelineSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"PipelineSettings.{name} must be >= 0 seconds, got {v!r}")
-        if self.file_asr_step_ms is not None and (isinstance(self.file_asr_step_ms, bool)
-                                                  or not isinstance(self.file_asr_step_ms, int)
-                                                  or self.file_asr_step_ms < 100):
-            raise ConfigError(f"PipelineSettings.file_asr_step_ms must be an int >= 100 or None, "
-                              f"got {self.file_asr_step_ms!r}")
         for name in ("file_queue", "events_queue"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

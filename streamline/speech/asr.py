@@ -90,6 +90,11 @@ class AsrSettings:
             VAD's ``min_silence_ms``), decode at once and commit the words that end
             before the pause, as at an utterance's end; the step clock restarts there.
             0 turns it off (pure LocalAgreement-2 until the utterance ends).
+        commit_after_s: a word the last two hypotheses still disagree on is committed
+            anyway, as the newest hypothesis has it, once the audio has run this far past
+            its end (it was heard with that much right context). This bounds the lag
+            that one unstable word would otherwise add to every word after it. 0 turns
+            it off (pure LocalAgreement-2).
         trim_after_s: cut the buffer at the last committed word once it is longer than this.
         max_buffer_s: force commits when the buffer reaches this (must be < 30 s).
         forced_tail_s: a forced commit keeps the words ending in the last this-many
@@ -117,6 +122,7 @@ class AsrSettings:
     vad: VadSettings = field(default_factory=VadSettings)
     step_ms: int = 1000
     pause_commit_ms: int = 224
+    commit_after_s: float = 1.2
     trim_after_s: float = 10.0
     max_buffer_s: float = 20.0
     forced_tail_s: float = 1.5
@@ -143,6 +149,8 @@ class AsrSettings:
         if self.pause_commit_ms < 0 or self.pause_commit_ms >= self.vad.min_silence_ms:
             raise ConfigError(
                 f"AsrSettings: pause_commit_ms must be in [0, vad.min_silence_ms), got {self.pause_commit_ms}")
+        if self.commit_after_s < 0:
+            raise ConfigError(f"AsrSettings: commit_after_s must be >= 0, got {self.commit_after_s}")
         if self.max_repeats < 1 or self.prompt_chars < 0 or self.snap_min_gap_ms < 0:
             raise ConfigError("AsrSettings: max_repeats must be >= 1, prompt_chars and snap_min_gap_ms >= 0")
 
@@ -276,6 +284,13 @@ def cut_repetitions(words: list, max_repeats: int, key: Callable = lambda w: w) 
                 removed += j - cut_from
             i += 1
     return words, removed
+
+
+def _count_ending_by(words: list[_W], n: int, limit_ns: int) -> int:
+    """Extend the first ``n`` words with the following ones that end by ``limit_ns``."""
+    while n < len(words) and words[n].end_ns <= limit_ns:
+        n += 1
+    return n
 
 
 class _Utterance:
@@ -558,9 +573,9 @@ class StreamingTranscriber:
             # Decoded with the pause heard, and the previous hypothesis is a prefix of
             # this one (no word changed its mind): the new words before the pause are
             # as final as an utterance's last words, since Whisper has heard them end.
-            limit_ns = self._ns(pause_start) + _PAUSE_TOLERANCE_NS
-            while agreed < len(new) and new[agreed].end_ns <= limit_ns:
-                agreed += 1
+            agreed = _count_ending_by(new, agreed, self._ns(pause_start) + _PAUSE_TOLERANCE_NS)
+        if s.commit_after_s:
+            agreed = _count_ending_by(new, agreed, self._ns(end_idx) - round(s.commit_after_s * _NS))
         committed = self._commit(utt, new[:agreed], end_idx)
         utt.pending = new[agreed:]
         if end_idx - utt.buf_start >= s.max_buffer_s * SAMPLE_RATE_HZ:
@@ -574,10 +589,7 @@ class StreamingTranscriber:
 
     def _force_split(self, utt: _Utterance, end_idx: int) -> list[Word]:
         """The buffer is full: commit the words that end well before its end."""
-        limit_ns = self._ns(end_idx) - round(self.settings.forced_tail_s * _NS)
-        n = 0
-        while n < len(utt.pending) and utt.pending[n].end_ns <= limit_ns:
-            n += 1
+        n = _count_ending_by(utt.pending, 0, self._ns(end_idx) - round(self.settings.forced_tail_s * _NS))
         forced = utt.pending[:n]
         utt.pending = utt.pending[n:]
         self.stats.forced_commits += len(forced)

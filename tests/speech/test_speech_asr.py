@@ -36,7 +36,7 @@ from speech_testlib import (
     white_noise,
 )
 from streamline.errors import ClosedError, ConfigError
-from streamline.speech import AsrSettings, StreamingTranscriber, transcribe
+from streamline.speech import AsrSettings, StreamingTranscriber, WhisperSettings, transcribe
 from streamline.speech.asr import cut_repetitions, normalize_word
 from streamline.types import AudioChunk, Word
 
@@ -298,7 +298,8 @@ def test_continuous_speech_longer_than_whisper_window(recognizer, jfk_16k):
     assert len(audio) / RATE > 30
     reference = " ".join([JFK_TEXT] * 4)
     for settings in (AsrSettings(step_ms=2000),  # trims at committed words
-                     AsrSettings(step_ms=2000, trim_after_s=19.0, max_buffer_s=20.0)):  # forces splits
+                     # forces splits (no commits by age, which would keep the buffer short)
+                     AsrSettings(step_ms=2000, trim_after_s=19.0, max_buffer_s=20.0, commit_after_s=0)):
         asr = StreamingTranscriber(settings, recognizer=recognizer)
         words, segments = run_asr(asr, audio, 1000)
         final = committed(words)
@@ -386,3 +387,38 @@ def test_watermark_never_passes_a_later_committed_word(recognizer, bundled_16k):
     for n_before, mark in marks:
         assert all(w.start_ns >= mark for w in words[n_before:])
     assert [m for _, m in marks] == sorted(m for _, m in marks)  # it only moves forward
+
+
+def test_encoder_input_is_the_shortest_window_with_margin(recognizer):
+    """10/20/30 s encoder inputs with >= 2 s of padding (Whisper itself always pads to 30 s)."""
+    frames = recognizer._encoder_frames
+    assert frames(300) == 1000  # 3 s of audio + 2 s margin fits 10 s
+    assert frames(800) == 1000
+    assert frames(801) == 2000  # 8.01 s + 2 s does not
+    assert frames(1800) == 2000
+    assert frames(1801) == 3000
+    assert frames(3000) == 3000  # a full window is never cut
+    for bad in [(), (10.0,), (20.0, 10.0, 30.0), (0.0, 30.0), (10.0, 10.0, 30.0)]:
+        with pytest.raises(ConfigError, match="encoder_windows_s"):
+            WhisperSettings(encoder_windows_s=bad)
+    with pytest.raises(ConfigError, match="encoder_margin_s"):
+        WhisperSettings(encoder_margin_s=-1.0)
+    with pytest.raises(ConfigError, match="commit_after_s"):
+        AsrSettings(commit_after_s=-0.5)
+
+
+@pytest.mark.shared_data
+def test_commits_by_age_bound_the_lag_on_continuous_speech(recognizer, shared_data):
+    """60 s of a real talking head: one disputed word no longer holds back the words after it."""
+    audio = load_16k(shared_data / "talking_head" / "edtalk" / "pose_source2.mp4")[: 60 * RATE]
+    lags = {}
+    for commit_after_s in (1.2, 0.0):
+        asr = StreamingTranscriber(AsrSettings(commit_after_s=commit_after_s), recognizer=recognizer)
+        final = committed(run_asr(asr, audio, 100)[0])
+        assert len(final) >= 170  # about 195 words are spoken
+        check_word_times(final, len(audio))
+        lags[commit_after_s] = (asr.stats.lag_percentile_s(95), asr.stats.lag_max_s)
+    print(f"audio-time lag p95 / max: {lags}")
+    # a word disputed at one step is committed by the next step at the latest
+    assert lags[1.2][0] <= 1.2 + 1.0
+    assert lags[1.2][0] < lags[0.0][0]
