@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--microphone", default=None, help="microphone device (platform default)")
     w.add_argument("--modalities", default="face,voice,text", help="comma-separated subset of face,voice,text")
     w.add_argument("--text-budget", type=float, default=None,
-                   help="seconds a window may wait for committed words (default: the pipeline's, 1.5)")
+                   help="seconds a window may wait for committed words (default: the pipeline's, 2.0)")
     w.add_argument("--out", "-o", help="also write the estimates and words as JSON lines")
     w.add_argument("--stats", action="store_true", help="print the pipeline metrics to stderr at the end")
     w.set_defaults(func=_webcam)
