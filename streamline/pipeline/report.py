@@ -202,18 +202,20 @@ class ReportBuilder:
             y0, h = rows[key]
             for i, line in enumerate(name.split("\n")):
                 parts.append(f'<text x="4" y="{y0 + 14 + 13 * i}" font-size="12" fill="#333">{_esc(line)}</text>')
-        # stacked class probabilities, one column per hop (each estimate drawn over its last hop)
+        # stacked class probabilities, one column per hop
         y0, h = rows["probs"]
         parts.append(f'<rect x="{left}" y="{y0}" width="{duration_s * pps:.1f}" height="{h}" fill="#f4f4f4"/>')
         ests = sorted(self.estimates, key=lambda e: e["start_s"])
         steps = np.diff([e["start_s"] for e in ests])
         hop = float(np.median(steps[steps > 0])) if np.any(steps > 0) else (
             ests[0]["end_s"] - ests[0]["start_s"] if ests else 1.0)
-        for e in ests:
-            # each estimate is drawn one hop wide, centred on its window's centre
+        for i, e in enumerate(ests):
+            # each estimate is drawn one hop wide, centred on its window's centre; the first
+            # reaches back to its window's start and the last on to its end, so the columns
+            # cover the media from the first window to the last
             centre = (e["start_s"] + e["end_s"]) / 2
-            c0 = max(centre - hop / 2, 0.0)
-            c1 = min(centre + hop / 2, duration_s)
+            c0 = max(e["start_s"] if i == 0 else centre - hop / 2, 0.0)
+            c1 = min(e["end_s"] if i == len(ests) - 1 else centre + hop / 2, duration_s)
             if c1 <= c0:
                 continue
             w = max((c1 - c0) * pps, 1.0)

@@ -260,3 +260,20 @@ def test_vtt_writes_a_long_utterance_cue_by_cue(tmp_path):
     assert "w0 w1" in written and "w10" not in written
     vtt.close()
     assert path.read_text().count(" --> ") == 2
+
+
+def test_report_timeline_columns_cover_the_first_window_to_the_last():
+    """The class-probability columns start at the first window's start and end at the last window's end."""
+    from streamline.pipeline.report import CLASS_COLORS
+
+    rb = ReportBuilder("clip.mp4")
+    for k in range(4):  # windows [0, 2), [0.5, 2.5), [1, 3), [1.5, 3.5)
+        rb.add(est(k * 0.5, "happy"))
+    svg = rb._timeline_svg(3.5)
+    x0, pps = (float(v) for v in re.search(r'data-x0="([\d.]+)" data-pps="([\d.]+)"', svg).groups())
+    colours = "|".join(re.escape(c) for c in CLASS_COLORS.values())
+    spans = [(float(a), float(a) + float(w)) for a, w in
+             re.findall(rf'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="[\d.]+" fill="(?:{colours})"', svg)]
+    assert spans
+    assert min(a for a, _ in spans) == pytest.approx(x0, abs=0.05)              # 0 s
+    assert max(b for _, b in spans) == pytest.approx(x0 + 3.5 * pps, abs=0.05)  # 3.5 s
