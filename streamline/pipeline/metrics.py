@@ -131,9 +131,10 @@ def _fmt(v: Any, unit: str = "") -> str:
 def format_metrics(m: dict[str, Any]) -> str:
     """A human-readable multi-line summary of :meth:`Pipeline.metrics` (for ``--stats``)."""
     lines = []
+    loading = f" after {_fmt(m['load_s'], ' s')} of model loading" if m.get("load_s") is not None else ""
     lines.append(
-        f"elapsed {_fmt(m.get('elapsed_s'), ' s')}, media {_fmt(m.get('media_s'), ' s')}, "
-        f"real-time factor {_fmt(m.get('rtf'))} ({m.get('mode')}); "
+        f"elapsed {_fmt(m.get('elapsed_s'), ' s')}{loading}, media {_fmt(m.get('media_s'), ' s')}, "
+        f"real-time factor {_fmt(m.get('rtf'))} (loading excluded; {m.get('mode')}); "
         f"{m.get('estimates', 0)} estimates, {m.get('words', 0)} words"
     )
     lat = m.get("estimate_latency") or {}

@@ -231,6 +231,8 @@ def test_format_metrics_mentions_the_figures():
                            "sync": {"windows": 5, "incomplete_windows": 0, "late": 0},
                            "modality_coverage": {"face": 1.0}})
     assert re.search(r"real-time factor 0\.50", text) and "face" in text and "p95 0.80 s" in text
+    assert "model loading" not in text
+    assert "after 6.00 s of model loading" in format_metrics({"elapsed_s": 2.0, "load_s": 6.0, "rtf": 0.5})
 
 
 def test_long_utterances_are_split_into_readable_cues():
