@@ -146,6 +146,7 @@ def realtime_replay(samples: np.ndarray, settings: AsrSettings, recognizer: Whis
         "asr_rtf": stats.rtf,
         "asr_cpu_s_per_audio_s": stats.decode_cpu_s / stats.audio_s if stats.audio_s else 0.0,
         "decodes": stats.decodes,
+        "full_window_retries": stats.full_window_retries,
         "audio_lag_p95_s": stats.lag_percentile_s(95),
         "max_queue_depth": handoff_stats[0].max_depth if handoff_stats else None,
         "text": " ".join(w.text for _, w in emitted),
@@ -216,6 +217,7 @@ def main() -> int:
         figures["word_latency_p50_s"] = round(float(np.percentile(latencies, 50)), 3)
         figures["word_latency_p95_s"] = round(float(np.percentile(latencies, 95)), 3)
         figures["words_committed"] = replay["words"]
+        figures["full_window_retries"] = replay["full_window_retries"]
         figures["decodes"] = replay["decodes"]
         figures["audio_lag_p95_s"] = round(replay["audio_lag_p95_s"], 3)
         figures["max_queue_depth"] = replay["max_queue_depth"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -78,11 +79,13 @@ def _run(args: argparse.Namespace) -> int:
             out = sys.stdout
         done = threading.Event()
         failure: list[BaseException] = []
+        written = [0]
 
         def write(word) -> None:  # noqa: ANN001 - on the recogniser's thread, in order
             if word.committed or args.partials:
                 out.write(_word_json(word) + "\n")
                 out.flush()
+                written[0] += 1
 
         def fail(exc: BaseException) -> None:
             failure.append(exc)
@@ -99,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             if out is not sys.stdout:
                 out.close()
+                if failure and not written[0]:  # a failure before any word: leave no empty file behind
+                    os.unlink(args.out)
     if failure:
         raise failure[0]
     return 0

@@ -53,6 +53,7 @@ or when its text compresses better than ``compression_ratio_threshold``
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import unicodedata
 from collections import deque
@@ -149,7 +150,7 @@ class AsrSettings:
         if self.pause_commit_ms < 0 or self.pause_commit_ms >= self.vad.min_silence_ms:
             raise ConfigError(
                 f"AsrSettings: pause_commit_ms must be in [0, vad.min_silence_ms), got {self.pause_commit_ms}")
-        if self.commit_after_s < 0:
+        if not math.isfinite(self.commit_after_s) or self.commit_after_s < 0:
             raise ConfigError(f"AsrSettings: commit_after_s must be >= 0, got {self.commit_after_s}")
         if self.max_repeats < 1 or self.prompt_chars < 0 or self.snap_min_gap_ms < 0:
             raise ConfigError("AsrSettings: max_repeats must be >= 1, prompt_chars and snap_min_gap_ms >= 0")
@@ -170,6 +171,8 @@ class AsrStats:
         decode_cpu_s: CPU seconds the process spent decoding (all threads; a figure that
             other programs competing for the cores barely change).
         rejected: decodes rejected by the no-speech / log-prob / compression guards.
+        full_window_retries: decodes run again with Whisper's 30 s encoder input because
+            the short input repeated a phrase (see ``WhisperRecognizer.decode``).
         repeats_cut: words removed by the repetition detector.
         words_committed: committed words emitted.
         forced_commits: words committed because the buffer reached ``max_buffer_s``.
@@ -187,6 +190,7 @@ class AsrStats:
     decode_s: float = 0.0
     decode_cpu_s: float = 0.0
     rejected: int = 0
+    full_window_retries: int = 0
     repeats_cut: int = 0
     words_committed: int = 0
     forced_commits: int = 0
@@ -225,6 +229,7 @@ class AsrStats:
             "decode_cpu_s": round(self.decode_cpu_s, 3),
             "rtf": round(self.rtf, 4),
             "rejected": self.rejected,
+            "full_window_retries": self.full_window_retries,
             "repeats_cut": self.repeats_cut,
             "words_committed": self.words_committed,
             "forced_commits": self.forced_commits,
@@ -532,6 +537,7 @@ class StreamingTranscriber:
         self.stats.decodes += 1
         self.stats.decode_s += hyp.decode_s
         self.stats.decode_cpu_s += hyp.decode_cpu_s
+        self.stats.full_window_retries += hyp.full_window_retry
         if (hyp.no_speech_prob > s.no_speech_threshold and hyp.avg_logprob < s.log_prob_threshold) or (
             hyp.compression_ratio > s.compression_ratio_threshold
         ):

@@ -28,9 +28,11 @@ internal methods of faster-whisper, pinned at 1.2.1 in ``pyproject.toml``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -74,6 +76,7 @@ _verified: set[tuple[str, int, float]] = set()
 _verified_lock = threading.Lock()
 
 _FRAMES_PER_S = 100  # Whisper's log-mel hop is 10 ms
+_MIN_SAMPLES = 1600  # 0.1 s: shorter windows hold no word (and faster-whisper cannot align them)
 _WHISPER_FRAMES = 3000  # Whisper's 30 s input
 _PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 _APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -124,11 +127,16 @@ class WhisperSettings:
             raise ConfigError(f"WhisperSettings: cpu_threads must be >= 1, got {self.cpu_threads}")
         if self.beam_size < 1:
             raise ConfigError(f"WhisperSettings: beam_size must be >= 1, got {self.beam_size}")
-        windows = tuple(self.encoder_windows_s)
-        if not windows or list(windows) != sorted(set(windows)) or windows[0] <= 0 or windows[-1] != 30.0:
+        try:
+            windows = tuple(float(w) for w in self.encoder_windows_s)
+        except (TypeError, ValueError):
+            windows = ()
+        if (not windows or not all(math.isfinite(w) for w in windows) or list(windows) != sorted(set(windows))
+                or windows[0] <= 0 or windows[-1] != 30.0):
             raise ConfigError(
                 "WhisperSettings: encoder_windows_s must be ascending positive lengths ending with 30.0, "
                 f"got {self.encoder_windows_s!r}")
+        object.__setattr__(self, "encoder_windows_s", windows)  # a hashable tuple of floats, whatever was given
         if not 0 <= self.encoder_margin_s < windows[-1]:
             raise ConfigError(f"WhisperSettings: encoder_margin_s must be in [0, 30), got {self.encoder_margin_s}")
 
@@ -164,6 +172,8 @@ class Hypothesis:
         decode_s: wall seconds the decode took.
         decode_cpu_s: CPU seconds the process spent meanwhile (all CTranslate2 threads;
             unlike ``decode_s``, barely affected by other programs competing for the cores).
+        full_window_retry: the short encoder input gave a phrase twice in a row, so the
+            window was decoded again with Whisper's own 30 s input (these are its words).
     """
 
     words: tuple[HypothesisWord, ...]
@@ -174,6 +184,7 @@ class Hypothesis:
     compression_ratio: float
     decode_s: float
     decode_cpu_s: float = 0.0
+    full_window_retry: bool = False
 
     @property
     def text(self) -> str:
@@ -315,6 +326,18 @@ def _pad_frames(features: np.ndarray, n_frames: int) -> np.ndarray:
     return np.pad(features, ((0, 0), (0, n_frames - features.shape[-1])))
 
 
+def _repeats_itself(words: tuple[HypothesisWord, ...], longest: int = 10) -> bool:
+    """True when a phrase of 2-``longest`` words comes twice in a row, or one word three times."""
+    norm = ["".join(ch for ch in w.text.lower() if ch.isalnum()) for w in words]
+    norm = [w for w in norm if w]
+    for n in range(1, min(longest, len(norm) // 2) + 1):
+        copies = 3 if n == 1 else 2
+        for i in range(len(norm) - copies * n + 1):
+            if all(norm[i + k * n:i + (k + 1) * n] == norm[i:i + n] for k in range(1, copies)):
+                return True
+    return False
+
+
 def _normal_segments(tokens: list[int], timestamp_begin: int, duration_s: float) -> list[dict[str, Any]]:
     """Split decoded tokens into segments at timestamp tokens, keeping an unfinished tail.
 
@@ -404,58 +427,78 @@ class WhisperRecognizer:
         Returns:
             The words with times relative to the window start, and the decode's scores.
 
+        Windows shorter than 0.1 s give an empty hypothesis. When the short encoder input
+        (``encoder_windows_s``) makes Whisper say a phrase twice in a row, the window is
+        decoded again with the 30 s input (``Hypothesis.full_window_retry``).
+
         Raises:
-            ConfigError: the window is longer than 30 s, or the language is unknown.
+            ConfigError: the audio is not 1-D, the window is longer than 30 s, or the
+                language is unknown.
             ClosedError: the recognizer was closed.
         """
         if self._closed:
             raise ClosedError("WhisperRecognizer: decode() after close()")
         audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ConfigError(f"WhisperRecognizer.decode: audio must be mono, shape (n,), got shape {audio.shape}")
         fe = self._model.feature_extractor
         if len(audio) > fe.n_samples:
             raise ConfigError(f"WhisperRecognizer.decode: window of {len(audio) / 16000:.2f} s is longer than 30 s")
-        tm = self._transcribe_mod
+        if len(audio) < _MIN_SAMPLES:  # too short to hold a word (and to align one)
+            return Hypothesis(words=(), language=language or "en", language_probability=0.0, no_speech_prob=1.0,
+                              avg_logprob=0.0, compression_ratio=0.0, decode_s=0.0)
         with self._lock:
             started = time.perf_counter()
             started_cpu = time.process_time()
             features = fe(audio)
             n_frames = min(fe.nb_max_frames, max(features.shape[-1] - 1, 1))
-            segment = _pad_frames(features[:, :n_frames], self._encoder_frames(n_frames))
-            encoder_output = self._model.encode(segment)
-            language_probability = 1.0
-            if not self.multilingual:
-                language = "en"
-            elif language is None:
-                token, language_probability = self._model.model.detect_language(encoder_output)[0][0]
-                language = token[2:-2]
-            elif language not in self._model.supported_languages:
-                raise ConfigError(f"WhisperRecognizer: unknown language {language!r}")
-            tokenizer = self._tokenizer(language)
-            options = tm.TranscriptionOptions(
-                beam_size=self.settings.beam_size, best_of=1, patience=1.0, length_penalty=1.0,
-                repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=None,
-                no_speech_threshold=None, compression_ratio_threshold=None, condition_on_previous_text=False,
-                prompt_reset_on_temperature=0.5, temperatures=[0.0], initial_prompt=None, prefix=None,
-                suppress_blank=True, suppress_tokens=tm.get_suppressed_tokens(tokenizer, [-1]),
-                without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
-                prepend_punctuations=_PREPEND_PUNCTUATIONS, append_punctuations=_APPEND_PUNCTUATIONS,
-                multilingual=False, max_new_tokens=None, clip_timestamps=[0.0],
-                hallucination_silence_threshold=None, hotwords=None,
-            )
-            previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
-            prompt_tokens = self._model.get_prompt(tokenizer, previous, without_timestamps=False)
-            result, avg_logprob, _temperature, compression_ratio = self._model.generate_with_fallback(
-                encoder_output, prompt_tokens, tokenizer, options
-            )
+            encoder_frames = self._encoder_frames(n_frames)
             duration_s = len(audio) / fe.sampling_rate
-            segments = _normal_segments(list(result.sequences_ids[0]), tokenizer.timestamp_begin, duration_s)
-            if segments:
-                self._model.add_word_timestamps(
-                    [segments], tokenizer, encoder_output, n_frames, _PREPEND_PUNCTUATIONS,
-                    _APPEND_PUNCTUATIONS, last_speech_timestamp=0.0,
-                )
-            decode_s = time.perf_counter() - started
-            decode_cpu_s = time.process_time() - started_cpu
+            hyp = self._decode_features(features, n_frames, encoder_frames, duration_s, prompt, language)
+            if encoder_frames < _WHISPER_FRAMES and _repeats_itself(hyp.words):
+                # A short encoder input can make Whisper say a phrase twice ("and so my
+                # fellow america and so my fellow america"); its own 30 s input does not.
+                hyp = self._decode_features(features, n_frames, _WHISPER_FRAMES, duration_s, prompt, language)
+                hyp = dataclasses.replace(hyp, full_window_retry=True)
+            return dataclasses.replace(hyp, decode_s=time.perf_counter() - started,
+                                       decode_cpu_s=time.process_time() - started_cpu)
+
+    def _decode_features(self, features: np.ndarray, n_frames: int, encoder_frames: int, duration_s: float,
+                         prompt: str, language: str | None) -> Hypothesis:
+        """One encoder pass over ``encoder_frames`` (padded) and one search; timings not filled in."""
+        tm = self._transcribe_mod
+        encoder_output = self._model.encode(_pad_frames(features[:, :n_frames], encoder_frames))
+        language_probability = 1.0
+        if not self.multilingual:
+            language = "en"
+        elif language is None:
+            token, language_probability = self._model.model.detect_language(encoder_output)[0][0]
+            language = token[2:-2]
+        elif language not in self._model.supported_languages:
+            raise ConfigError(f"WhisperRecognizer: unknown language {language!r}")
+        tokenizer = self._tokenizer(language)
+        options = tm.TranscriptionOptions(
+            beam_size=self.settings.beam_size, best_of=1, patience=1.0, length_penalty=1.0,
+            repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=None,
+            no_speech_threshold=None, compression_ratio_threshold=None, condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5, temperatures=[0.0], initial_prompt=None, prefix=None,
+            suppress_blank=True, suppress_tokens=tm.get_suppressed_tokens(tokenizer, [-1]),
+            without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
+            prepend_punctuations=_PREPEND_PUNCTUATIONS, append_punctuations=_APPEND_PUNCTUATIONS,
+            multilingual=False, max_new_tokens=None, clip_timestamps=[0.0],
+            hallucination_silence_threshold=None, hotwords=None,
+        )
+        previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+        prompt_tokens = self._model.get_prompt(tokenizer, previous, without_timestamps=False)
+        result, avg_logprob, _temperature, compression_ratio = self._model.generate_with_fallback(
+            encoder_output, prompt_tokens, tokenizer, options
+        )
+        segments = _normal_segments(list(result.sequences_ids[0]), tokenizer.timestamp_begin, duration_s)
+        if segments:
+            self._model.add_word_timestamps(
+                [segments], tokenizer, encoder_output, n_frames, _PREPEND_PUNCTUATIONS,
+                _APPEND_PUNCTUATIONS, last_speech_timestamp=0.0,
+            )
         words = []
         for seg in segments:
             for w in seg.get("words", []):
@@ -468,7 +511,7 @@ class WhisperRecognizer:
         return Hypothesis(
             words=tuple(words), language=language, language_probability=float(language_probability),
             no_speech_prob=float(result.no_speech_prob), avg_logprob=float(avg_logprob),
-            compression_ratio=float(compression_ratio), decode_s=decode_s, decode_cpu_s=decode_cpu_s,
+            compression_ratio=float(compression_ratio), decode_s=0.0,
         )
 
     def close(self) -> None:

@@ -335,13 +335,18 @@ def test_cli_writes_committed_words_as_json_lines(bundled_clip, tmp_path, capsys
     assert all(0 <= r["start_s"] <= r["end_s"] <= 3.0 for r in rows)
 
 
-@pytest.mark.parametrize("make", ["missing", "not media"])
+@pytest.mark.parametrize("make", ["missing", "not media", "empty wav"])
 def test_cli_fails_with_one_line_on_unreadable_input(tmp_path, capsys, make):
+    import wave
+
     from streamline.cli import main
 
     path = tmp_path / "speech.wav"
     if make == "not media":
         path.write_text("this is not audio\n")
+    elif make == "empty wav":  # a valid header and no samples: fails while streaming, not at open
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
     out = tmp_path / "words.jsonl"
     assert main(["transcribe", str(path), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -422,3 +427,43 @@ def test_commits_by_age_bound_the_lag_on_continuous_speech(recognizer, shared_da
     # a word disputed at one step is committed by the next step at the latest
     assert lags[1.2][0] <= 1.2 + 1.0
     assert lags[1.2][0] < lags[0.0][0]
+
+
+def test_repetition_detector():
+    from streamline.speech.whisper import HypothesisWord, _repeats_itself
+
+    def words(text: str) -> tuple:
+        return tuple(HypothesisWord(t, 0.0, 0.0, 1.0) for t in text.split())
+
+    assert _repeats_itself(words("and so my fellow america and so my fellow america"))
+    assert _repeats_itself(words("S. S. S."))
+    assert not _repeats_itself(words("no, no."))  # one word twice is speech
+    assert not _repeats_itself(words("ask not what your country can do for you ask what you can do for your country"))
+
+
+def test_decode_refuses_non_mono_and_returns_nothing_for_a_few_samples(recognizer):
+    with pytest.raises(ConfigError, match="mono"):
+        recognizer.decode(np.zeros((2, 16000), np.float32))
+    for n in (0, 1, 159, 1599):
+        hyp = recognizer.decode(np.zeros(n, np.float32))
+        assert hyp.words == () and hyp.no_speech_prob == 1.0
+
+
+def test_settings_reject_non_finite_values_and_stay_hashable():
+    with pytest.raises(ConfigError, match="commit_after_s"):
+        AsrSettings(commit_after_s=float("nan"))
+    with pytest.raises(ConfigError, match="commit_after_s"):
+        AsrSettings(commit_after_s=float("inf"))
+    with pytest.raises(ConfigError, match="encoder_windows_s"):
+        WhisperSettings(encoder_windows_s=(float("nan"), 30.0))
+    settings = WhisperSettings(encoder_windows_s=[10, 30])  # a list of ints is taken as a tuple of floats
+    assert settings.encoder_windows_s == (10.0, 30.0)
+    hash(AsrSettings(whisper=settings))
+
+
+@pytest.mark.shared_data
+def test_a_short_window_that_repeats_itself_is_decoded_again_with_30_s(recognizer, jfk_16k):
+    """0.5 s of JFK ("And s..."): the 10 s encoder input makes tiny.en write "S. S. S. ..."."""
+    hyp = recognizer.decode(jfk_16k[:8000])
+    assert hyp.full_window_retry
+    assert len(hyp.words) <= 3, hyp.text
