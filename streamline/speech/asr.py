@@ -55,7 +55,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -67,7 +66,7 @@ from ..errors import ClosedError, ConfigError
 from ..types import AudioChunk, SpeechSegment, Word
 from ._stream import SAMPLE_RATE_HZ, SampleTimeline, as_mono_float32
 from .vad import WINDOW_SAMPLES, VadSettings, VadStats, _Event, _VadCore
-from .whisper import Hypothesis, WhisperRecognizer, WhisperSettings
+from .whisper import Hypothesis, WhisperRecognizer, WhisperSettings, normalize_word, repeat_count
 
 __all__ = ["AsrSettings", "AsrStats", "StreamingTranscriber", "transcribe"]
 
@@ -243,12 +242,6 @@ class AsrStats:
         }
 
 
-def normalize_word(text: str) -> str:
-    """Casefolded letters, digits and apostrophes of a word (how hypotheses are compared)."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in text if ch.isalnum() or ch == "'").strip("'")
-
-
 @dataclass(slots=True)
 class _W:
     """A hypothesis word on the session timeline (mutable while being placed)."""
@@ -276,12 +269,8 @@ def cut_repetitions(words: list, max_repeats: int, key: Callable = lambda w: w) 
     for n in (1, 2, 3, 4):
         i = 0
         while i + n <= len(keys):
-            gram = keys[i:i + n]
-            j = i + n
-            copies = 1
-            while keys[j:j + n] == gram:
-                copies += 1
-                j += n
+            copies = repeat_count(keys, i, n)
+            j = i + n * copies
             if copies > max_repeats:
                 cut_from = i + n * max_repeats
                 del keys[cut_from:j]

@@ -38,6 +38,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -320,22 +321,25 @@ def resolve_whisper(settings: WhisperSettings) -> Path:
     return folder
 
 
-def _pad_frames(features: np.ndarray, n_frames: int) -> np.ndarray:
-    """Zero-pad (n_mels, t) log-mel features to ``n_frames`` columns (faster-whisper pads to 3000 the same way)."""
-    n_frames += n_frames % 2  # the encoder's stride-2 convolution wants an even length
-    return np.pad(features, ((0, 0), (0, n_frames - features.shape[-1])))
+def normalize_word(text: str) -> str:
+    """Casefolded letters, digits and apostrophes of a word (how hypotheses are compared)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in text if ch.isalnum() or ch == "'").strip("'")
+
+
+def repeat_count(keys: list, i: int, n: int) -> int:
+    """How many copies of the n-gram ``keys[i:i + n]`` follow one another from ``i`` (at least 1)."""
+    copies = 1
+    while keys[i + copies * n:i + (copies + 1) * n] == keys[i:i + n]:
+        copies += 1
+    return copies
 
 
 def _repeats_itself(words: tuple[HypothesisWord, ...], longest: int = 10) -> bool:
     """True when a phrase of 2-``longest`` words comes twice in a row, or one word three times."""
-    norm = ["".join(ch for ch in w.text.lower() if ch.isalnum()) for w in words]
-    norm = [w for w in norm if w]
-    for n in range(1, min(longest, len(norm) // 2) + 1):
-        copies = 3 if n == 1 else 2
-        for i in range(len(norm) - copies * n + 1):
-            if all(norm[i + k * n:i + (k + 1) * n] == norm[i:i + n] for k in range(1, copies)):
-                return True
-    return False
+    norm = [k for k in (normalize_word(w.text) for w in words) if k]
+    return any(repeat_count(norm, i, n) >= (3 if n == 1 else 2)
+               for n in range(1, longest + 1) for i in range(len(norm) - 2 * n + 1))
 
 
 def _normal_segments(tokens: list[int], timestamp_begin: int, duration_s: float) -> list[dict[str, Any]]:
@@ -467,7 +471,7 @@ class WhisperRecognizer:
                          prompt: str, language: str | None) -> Hypothesis:
         """One encoder pass over ``encoder_frames`` (padded) and one search; timings not filled in."""
         tm = self._transcribe_mod
-        encoder_output = self._model.encode(_pad_frames(features[:, :n_frames], encoder_frames))
+        encoder_output = self._model.encode(tm.pad_or_trim(features[:, :n_frames], encoder_frames))
         language_probability = 1.0
         if not self.multilingual:
             language = "en"
