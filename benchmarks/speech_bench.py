@@ -52,6 +52,7 @@ from streamline.speech import (  # noqa: E402
     WhisperRecognizer,
     WhisperSettings,
     transcribe,
+    word_error_rate,
 )
 from streamline.sources import read_audio  # noqa: E402
 from streamline.speech.asr import normalize_word  # noqa: E402
@@ -66,18 +67,6 @@ JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for yo
 def chunks(samples: np.ndarray, chunk_ms: int) -> list[AudioChunk]:
     n = RATE * chunk_ms // 1000
     return [AudioChunk(i * NS // RATE, samples[i:i + n], RATE) for i in range(0, len(samples), n)]
-
-
-def wer(reference: str, hypothesis: list[str]) -> float:
-    ref = [normalize_word(w) for w in reference.split()]
-    hyp = [h for h in (normalize_word(w) for w in hypothesis) if h]
-    row = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        new = [i] + [0] * len(hyp)
-        for j in range(1, len(hyp) + 1):
-            new[j] = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (ref[i - 1] != hyp[j - 1]))
-        row = new
-    return row[-1] / len(ref)
 
 
 def offline_words(asr: StreamingTranscriber, samples: np.ndarray) -> list[Word]:
@@ -233,7 +222,7 @@ def main() -> int:
 
         jfk = read_audio(data / "asr_reference" / "jfk.flac").samples
         words = offline_words(StreamingTranscriber(settings, recognizer=recognizer), jfk)
-        figures["jfk_wer"] = round(wer(JFK_TEXT, [w.text for w in words]), 4)
+        figures["jfk_wer"] = round(word_error_rate(JFK_TEXT, [w.text for w in words]), 4)
         print(f"JFK WER {figures['jfk_wer']}: {' '.join(w.text for w in words)}")
 
     figures["targets_met"] = bool(figures["asr_rtf"] <= 0.25 and figures["word_latency_p95_s"] <= 2.5)

@@ -14,7 +14,7 @@ See docs/speech.md.
 
 from __future__ import annotations
 
-from .asr import AsrSettings, AsrStats, StreamingTranscriber, transcribe
+from .asr import AsrSettings, AsrStats, StreamingTranscriber, transcribe, word_error_rate
 from .vad import VadSettings, VadStats, VoiceActivityDetector, detect_speech
 from .whisper import Hypothesis, HypothesisWord, WhisperRecognizer, WhisperSettings, whisper_base_dir
 
@@ -23,6 +23,7 @@ __all__ = [
     "AsrStats",
     "StreamingTranscriber",
     "transcribe",
+    "word_error_rate",
     "VadSettings",
     "VadStats",
     "VoiceActivityDetector",

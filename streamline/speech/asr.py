@@ -57,7 +57,7 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from reactivex import Observable
@@ -68,7 +68,7 @@ from ._stream import SAMPLE_RATE_HZ, SampleTimeline, as_mono_float32
 from .vad import WINDOW_SAMPLES, VadSettings, VadStats, _Event, _VadCore
 from .whisper import Hypothesis, WhisperRecognizer, WhisperSettings, normalize_word, repeat_count
 
-__all__ = ["AsrSettings", "AsrStats", "StreamingTranscriber", "transcribe"]
+__all__ = ["AsrSettings", "AsrStats", "StreamingTranscriber", "transcribe", "word_error_rate"]
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,35 @@ class _W:
     start_ns: int
     end_ns: int
     probability: float
+
+
+def word_error_rate(reference: str, hypothesis: Sequence[str]) -> float:
+    """Word error rate: (substitutions + deletions + insertions) / reference words.
+
+    Levenshtein distance over words after :func:`normalize_word` (case, punctuation),
+    the usual WER of speech recognition.
+
+    Args:
+        reference: the true text (split on whitespace).
+        hypothesis: the recognised words, in order.
+
+    Returns:
+        The rate (0 = perfect; it can exceed 1 with many insertions).
+
+    Raises:
+        ConfigError: the reference has no words.
+    """
+    ref = [k for k in (normalize_word(w) for w in reference.split()) if k]
+    hyp = [k for k in (normalize_word(w) for w in hypothesis) if k]
+    if not ref:
+        raise ConfigError("word_error_rate: the reference text has no words")
+    row = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        new = [i] + [0] * len(hyp)
+        for j in range(1, len(hyp) + 1):
+            new[j] = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (ref[i - 1] != hyp[j - 1]))
+        row = new
+    return row[-1] / len(ref)
 
 
 def cut_repetitions(words: list, max_repeats: int, key: Callable = lambda w: w) -> tuple[list, int]:

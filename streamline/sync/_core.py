@@ -119,6 +119,16 @@ class _Stream:
 
     # -- buffer ---------------------------------------------------------------
 
+    def claim_feed(self, feed: int) -> None:
+        """Check that the stream takes ``push`` (items) or ``push_array`` (arrays), never both, and is open."""
+        if self.feed != feed:
+            if self.feed:
+                mine, other = ("push", "push_array") if feed == _FEED_ITEMS else ("push_array", "push")
+                raise ConfigError(f"stream {self.name!r} is fed with {other}; do not mix it with {mine}")
+            self.feed = feed
+        if self.ended:
+            raise ClosedError(f"stream {self.name!r} has ended; no more items can be pushed")
+
     @property
     def buffered(self) -> int:
         return self.size - self.head
@@ -433,12 +443,7 @@ class Synchronizer:
         elif st.grid_n:
             raise ConfigError(f"stream {name!r} has grid_hz but no value_fn to give values")
         with self._lock:
-            if st.feed != _FEED_ITEMS:
-                if st.feed == _FEED_ARRAYS:
-                    raise ConfigError(f"stream {name!r} is fed with push_array; do not mix it with push")
-                st.feed = _FEED_ITEMS
-            if st.ended:
-                raise ClosedError(f"stream {name!r} has ended; no more items can be pushed")
+            st.claim_feed(_FEED_ITEMS)
             if value is not None:
                 if st.dim != value.shape[0]:
                     st.set_dim(value.shape[0])
@@ -554,12 +559,7 @@ class Synchronizer:
         if vals is None and st.grid_n:
             raise ConfigError(f"stream {name!r} has grid_hz; push_array needs values")
         with self._lock:
-            if st.feed != _FEED_ARRAYS:
-                if st.feed == _FEED_ITEMS:
-                    raise ConfigError(f"stream {name!r} is fed with push; do not mix it with push_array")
-                st.feed = _FEED_ARRAYS
-            if st.ended:
-                raise ClosedError(f"stream {name!r} has ended; no more items can be pushed")
+            st.claim_feed(_FEED_ARRAYS)
             want = _INTERVAL if ends is not None else _POINT
             if st.kind == _UNKNOWN:
                 if want == _INTERVAL and st.mode != K.MODE_HOLD:

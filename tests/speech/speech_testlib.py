@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from streamline.sources import read_audio
-from streamline.speech.asr import StreamingTranscriber, normalize_word
+from streamline.speech.asr import StreamingTranscriber, word_error_rate
 from streamline.types import AudioChunk, SpeechSegment, Word
 
 RATE = 16_000
@@ -40,18 +40,7 @@ def committed(words: list[Word]) -> list[Word]:
     return [w for w in words if w.committed]
 
 
-def wer(reference: str, hypothesis: list[str]) -> float:
-    """Word error rate after normalisation (case, punctuation)."""
-    ref = [normalize_word(w) for w in reference.split()]
-    hyp = [normalize_word(w) for w in hypothesis]
-    hyp = [w for w in hyp if w]
-    row = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        new = [i] + [0] * len(hyp)
-        for j in range(1, len(hyp) + 1):
-            new[j] = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (ref[i - 1] != hyp[j - 1]))
-        row = new
-    return row[-1] / len(ref)
+wer = word_error_rate  # the library's WER (case and punctuation ignored)
 
 
 # ---------------------------------------------------------------- generated signals
