@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/fusion_bench.py [--weights DIR] [--cache DIR] [--repeats N]``.
 
-* latency: one window (2 s: 30 face points, 200 voice frames, one text vector)
+* latency: one window (2 s: 30 face points, 4 voice hops, one text vector)
   through the default model, ``torch.set_num_threads(1)``; median and p95 over
   ``--repeats`` calls, for all three modalities and for voice only;
 * size: ``fusion.pt`` bytes and parameter count;
@@ -48,6 +48,7 @@ def _timeit(fn, repeats: int) -> tuple[float, float]:
 def _heldout(cache: Path):
     """(inputs tuple of numpy arrays, labels, group names) from the training caches, or None."""
     from streamline.fusion import cache as C
+    from streamline.fusion.extract import VOICE_FEATURE_DIM
     from streamline.fusion.train import FACE_TEST_SUBJECTS, RAVDESS_TEST_ACTORS, _pad
     from streamline.fusion.types import CLASSES
 
@@ -63,11 +64,11 @@ def _heldout(cache: Path):
     vs = []
     for i in vi:
         x = v.get(int(i), 0)
-        s = max(0, (len(x) - 200) // 2)
-        vs.append(x[s : s + 200])
+        s = max(0, (len(x) - 4) // 2)  # the centre 2 s: four 0.5 s hops
+        vs.append(x[s : s + 4])
     groups = []
     n = len(vi) + len(fi) + len(t.labels)
-    vx, vm = _pad(vs + [np.zeros((1, 57), np.float32)] * (n - len(vi)), 57)
+    vx, vm = _pad(vs + [np.zeros((1, VOICE_FEATURE_DIM), np.float32)] * (n - len(vi)), VOICE_FEATURE_DIM)
     vm[len(vi):] = False
     fx, fm = _pad([np.zeros((1, 63), np.float32)] * len(vi) + [f.feats[i, :1] for i in fi] + [np.zeros((1, 63), np.float32)] * len(t.labels), 63)
     fm[: len(vi)] = False
@@ -102,8 +103,9 @@ def main() -> None:
     one = (
         torch.from_numpy(rng.random((1, 30, 63), dtype=np.float32)),
         torch.ones(1, 30, dtype=torch.bool),
-        torch.from_numpy((rng.standard_normal((1, 200, 57)) * 10 - 40).astype(np.float32)),
-        torch.ones(1, 200, dtype=torch.bool),
+        torch.from_numpy(np.concatenate([rng.standard_normal((1, 4, 384)), rng.random((1, 4, 384)) + 0.1,
+                                         np.ones((1, 4, 1))], axis=2).astype(np.float32)),
+        torch.ones(1, 4, dtype=torch.bool),
         torch.from_numpy((rng.standard_normal((1, 1, 385)) * 0.05).astype(np.float32)),
         torch.ones(1, 1, dtype=torch.bool),
     )

@@ -41,6 +41,8 @@ _LAZY: dict[str, str] = {
     "handoff": "streamline.flow",
     "voice_features": "streamline.features",
     "voice_features_array": "streamline.features",
+    "voice_embeddings": "streamline.features",
+    "VoiceEmbedder": "streamline.features",
     "text_features": "streamline.features",
     "embed_texts": "streamline.features",
     "synchronize": "streamline.sync",

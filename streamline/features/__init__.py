@@ -2,6 +2,9 @@
 
 * :mod:`streamline.features.voice`: every 10 ms, log energy, F0 with voicing
   (YIN), 40 log-mel bands and 13 MFCCs (numba kernels; numpy only).
+* :mod:`streamline.features.voice_embedding`: every 0.5 s hop, the mean and
+  standard deviation of Whisper tiny.en encoder states (extra ``asr``): the
+  fusion model's voice input.
 * :mod:`streamline.features.text`: a 384-d sentence embedding (all-MiniLM-L6-v2)
   and VADER valence of each utterance's committed words (extra ``asr``; loaded
   on first use).
@@ -36,17 +39,31 @@ from .voice import (
     voice_features_array,
     warmup_voice_kernels,
 )
+from .voice_embedding import (
+    VOICE_EMBEDDING_DIM,
+    VoiceEmbedder,
+    VoiceEmbedding,
+    VoiceEmbeddingSettings,
+    VoiceEmbeddingStats,
+    voice_embeddings,
+    voice_embeddings_array,
+)
 
 __all__ = [
     "N_MELS",
     "N_MFCC",
     "TEXT_EMBEDDING_DIM",
+    "VOICE_EMBEDDING_DIM",
     "VOICE_FEATURE_DIM",
     "VOICE_FEATURE_NAMES",
     "TextEncoder",
     "TextEncoderStats",
     "TextFeatures",
     "TextSettings",
+    "VoiceEmbedder",
+    "VoiceEmbedding",
+    "VoiceEmbeddingSettings",
+    "VoiceEmbeddingStats",
     "VoiceFeatureExtractor",
     "VoiceFrame",
     "VoiceSettings",
@@ -56,6 +73,8 @@ __all__ = [
     "stack_voice_frames",
     "text_features",
     "text_valence",
+    "voice_embeddings",
+    "voice_embeddings_array",
     "voice_features",
     "voice_features_array",
     "warmup_voice_kernels",

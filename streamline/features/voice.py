@@ -347,6 +347,55 @@ def _check_samples(samples: Any, what: str) -> np.ndarray:
     return samples
 
 
+_RESTART_BACK_NS = 1_000_000_000  # a chunk this far before the audio so far is a restart, not an overlap
+
+
+def _chunk_samples(chunk: Any, sample_rate_hz: int, consumer: str, rate_hint: str) -> tuple[np.ndarray, str]:
+    """A streaming extractor's checks on a pushed chunk: ``(samples, what)``, ``what`` naming the chunk.
+
+    Raises:
+        MediaError: not an AudioChunk; samples not 1-D float32 or not finite.
+        ConfigError: the chunk is not at ``sample_rate_hz`` (the message ends with ``rate_hint``).
+    """
+    if not isinstance(chunk, AudioChunk):
+        raise MediaError(f"{consumer}: expected an AudioChunk, got {type(chunk).__name__}")
+    what = f"{consumer}: chunk from {chunk.source_id!r} at {chunk.pts_ns} ns"
+    samples = _check_samples(chunk.samples, what)
+    if samples.dtype != np.float32:
+        raise MediaError(f"{what}: samples must be float32 in [-1, 1], got dtype {samples.dtype}")
+    if chunk.sample_rate_hz != sample_rate_hz:
+        raise ConfigError(f"{what}: sample rate is {chunk.sample_rate_hz} Hz but the {consumer} expect "
+                          f"{sample_rate_hz} Hz ({rate_hint})")
+    if samples.size and not np.isfinite(samples).all():
+        raise MediaError(f"{what}: samples contain NaN or infinity")
+    return samples, what
+
+
+def _place_chunk(expected_ns: int | None, pts_ns: int, samples: np.ndarray, sample_rate_hz: int,
+                 tolerance_ns: int) -> tuple[str, np.ndarray, int]:
+    """Where a chunk goes relative to the current segment of a streaming extractor.
+
+    Returns ``(how, samples, overlap)``: ``"new"`` when there is no segment, ``"gap"``
+    when the chunk starts more than ``tolerance_ns`` after ``expected_ns`` or more than
+    :data:`_RESTART_BACK_NS` before it (a source that restarted its clock: the caller
+    ends the segment and starts another at ``pts_ns``, whose items the synchronizer
+    then counts as late), else ``"append"`` with the samples that overlap audio
+    already received (``overlap`` of them) dropped.
+    """
+    if expected_ns is None:
+        return "new", samples, 0
+    if pts_ns > expected_ns + tolerance_ns:
+        return "gap", samples, 0
+    if pts_ns < expected_ns - _RESTART_BACK_NS:
+        log.warning("audio timestamps went back by %.3f s (at %d ns): starting a new segment",
+                    (expected_ns - pts_ns) / _NS_PER_S, pts_ns)
+        return "gap", samples, 0
+    if pts_ns < expected_ns - tolerance_ns:
+        overlap = min(-(-(expected_ns - pts_ns) * sample_rate_hz // _NS_PER_S), samples.shape[0])
+        return "append", samples[overlap:], overlap
+    return "append", samples, 0
+
+
 class VoiceFeatureExtractor:
     """Streaming voice features: push chunks, get the frames they complete.
 
@@ -430,39 +479,22 @@ class VoiceFeatureExtractor:
             ConfigError: the chunk's sample rate is not ``settings.sample_rate_hz``.
             MediaError: the samples are not a 1-D float32 array of finite values.
         """
-        what = f"voice features: chunk from {getattr(chunk, 'source_id', '?')!r} at {getattr(chunk, 'pts_ns', '?')} ns"
-        if not isinstance(chunk, AudioChunk):
-            raise MediaError(f"voice features: expected an AudioChunk, got {type(chunk).__name__}")
-        samples = _check_samples(chunk.samples, what)
-        if samples.dtype != np.float32:
-            raise MediaError(f"{what}: samples must be float32 in [-1, 1], got dtype {samples.dtype}")
-        if chunk.sample_rate_hz != self.settings.sample_rate_hz:
-            raise ConfigError(
-                f"{what}: sample rate is {chunk.sample_rate_hz} Hz but the voice features expect "
-                f"{self.settings.sample_rate_hz} Hz (resample at the source, or set VoiceSettings.sample_rate_hz)"
-            )
-        if samples.size and not np.isfinite(samples).all():
-            raise MediaError(f"{what}: samples contain NaN or infinity")
+        sr = self.settings.sample_rate_hz
+        samples, _ = _chunk_samples(chunk, sr, "voice features",
+                                    "resample at the source, or set VoiceSettings.sample_rate_hz")
         self.stats.chunks += 1
         self.stats.samples += samples.shape[0]
         self._source_id = chunk.source_id
-        sr = self.settings.sample_rate_hz
         frames: list[VoiceFrame] = []
-        expected = self.expected_pts_ns
-        if expected is None:
-            self._reset_segment(int(chunk.pts_ns))
-            self.stats.segments += 1
-        elif chunk.pts_ns > expected + self.settings.gap_tolerance_ns:
+        how, samples, overlap = _place_chunk(self.expected_pts_ns, chunk.pts_ns, samples, sr, self.settings.gap_tolerance_ns)
+        if how == "gap":
             frames.extend(self._flush_segment())
-            log.debug("voice features: gap of %d ns before %d ns", chunk.pts_ns - expected, chunk.pts_ns)
-            self._reset_segment(int(chunk.pts_ns))
+            log.debug("voice features: gap before %d ns", chunk.pts_ns)
             self.stats.gaps += 1
+        if how != "append":
+            self._reset_segment(int(chunk.pts_ns))
             self.stats.segments += 1
-        elif chunk.pts_ns < expected - self.settings.gap_tolerance_ns:
-            overlap = -(-(expected - chunk.pts_ns) * sr // _NS_PER_S)
-            overlap = min(overlap, samples.shape[0])
-            self.stats.overlap_samples += overlap
-            samples = samples[overlap:]
+        self.stats.overlap_samples += overlap
         if samples.shape[0]:
             self._buf = np.concatenate([self._buf, samples])
             self._received += samples.shape[0]

@@ -7,9 +7,10 @@ with a few seeded augmented variants per item, and stored as one ``.npz``:
   0 the original; 1 time shift (0-159 samples dropped at the start) and gain
   (+-6 dB); 2 white noise at 15-30 dB SNR and shift; 3 speed perturbation
   (x0.9 or x1.1, linear resampling: tempo and pitch together, Ko et al. 2015)
-  and shift; 4 pink-ish noise at 10-20 dB SNR, gain and shift. Features of each
-  variant come from ``voice_features_array`` on the augmented 16 kHz samples.
-  Arrays: ``feats`` (total frames, 57) float16, ``offsets`` (items, variants + 1)
+  and shift; 4 pink-ish noise at 10-20 dB SNR, gain and shift. The voice items
+  of each variant come from a :class:`~streamline.features.VoiceEmbedder` over
+  the augmented 16 kHz samples (one 769-value item per 0.5 s hop).
+  Arrays: ``feats`` (total items, 769) float32, ``offsets`` (items, variants + 1)
   int64 into ``feats``... (see :func:`load_voice_cache`).
 * ``face_<name>.npz``: still images. Variants: 0 original; 1 mirrored; 2 crop
   (80-95 % of each side, random offset) with brightness/contrast change;
@@ -58,8 +59,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever the cached numbers would change.
-CACHE_VERSION = 1
+#: Per cache kind, bumped whenever its cached numbers would change (voice 2: Whisper embeddings).
+CACHE_VERSION = {"voice": 2, "face": 1, "text": 1}
 VOICE_VARIANTS = 5
 FACE_VARIANTS = 5
 TEXT_VARIANTS = 3
@@ -67,7 +68,7 @@ TEXT_VARIANTS = 3
 
 def _meta(kind: str, items: Sequence[LabeledItem], variants: int, seed: int) -> str:
     return json.dumps(
-        {"version": CACHE_VERSION, "kind": kind, "n": len(items), "variants": variants, "seed": seed,
+        {"version": CACHE_VERSION[kind], "kind": kind, "n": len(items), "variants": variants, "seed": seed,
          "first": items[0].path or items[0].transcript if items else None},
         sort_keys=True,
     )
@@ -165,7 +166,8 @@ def augment_text(text: str, variant: int, rng: np.random.Generator) -> str:
 
 def build_voice_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0, variants: int = VOICE_VARIANTS,
                       progress: Callable[[str], None] | None = None) -> Path:
-    """Decode each item's audio (``read_audio``), augment, run ``voice_features_array``; save ``path``."""
+    """Decode each item's audio (``read_audio``), augment, run the :class:`~streamline.features.VoiceEmbedder`; save ``path``."""
+    from ..features.voice_embedding import VoiceEmbedder
     from .extract import audio_file_features, voice_features_of
 
     meta = _meta("voice", items, variants, seed)
@@ -175,18 +177,19 @@ def build_voice_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0
     offsets = np.zeros((len(items), variants + 1), dtype=np.int64)
     pos = 0
     t0 = time.perf_counter()
-    for i, it in enumerate(items):
-        assert it.path is not None
-        samples, _, f0 = audio_file_features(it.path)
-        rng = np.random.default_rng([seed, i])
-        for v in range(variants):
-            f = f0 if v == 0 else voice_features_of(augment_audio(samples, v, rng))[1]
-            offsets[i, v] = pos
-            feats.append(f.astype(np.float16))
-            pos += f.shape[0]
-        offsets[i, variants] = pos
-        if progress and (i + 1) % 100 == 0:
-            progress(f"voice cache {path.name}: {i + 1}/{len(items)} ({time.perf_counter() - t0:.0f} s)")
+    with VoiceEmbedder() as embedder:
+        for i, it in enumerate(items):
+            assert it.path is not None
+            samples, _, f0 = audio_file_features(it.path, embedder=embedder)
+            rng = np.random.default_rng([seed, i])
+            for v in range(variants):
+                f = f0 if v == 0 else voice_features_of(augment_audio(samples, v, rng), embedder=embedder)[1]
+                offsets[i, v] = pos
+                feats.append(f.astype(np.float32))
+                pos += f.shape[0]
+            offsets[i, variants] = pos
+            if progress and (i + 1) % 100 == 0:
+                progress(f"voice cache {path.name}: {i + 1}/{len(items)} ({time.perf_counter() - t0:.0f} s)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, feats=np.concatenate(feats), offsets=offsets, meta=np.array(meta), **_common(items))
@@ -264,7 +267,7 @@ class VoiceCache:
     paths: np.ndarray
 
     def get(self, i: int, v: int = 0) -> np.ndarray:
-        """(m, 57) float32 frames of item ``i``, variant ``v``."""
+        """(m, 769) float32 voice items (0.5 s hops) of item ``i``, variant ``v``."""
         return self.feats[self.offsets[i, v] : self.offsets[i, v + 1]].astype(np.float32)
 
     @property

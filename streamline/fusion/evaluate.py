@@ -3,13 +3,13 @@
 For each manifest row (``path,label[,transcript]``):
 
 1. the features are computed from the file by the inference operators
-   (:mod:`streamline.fusion.extract`): voice frames from its audio, face vectors
+   (:mod:`streamline.fusion.extract`): voice embeddings (one per 0.5 s hop) from its audio, face vectors
    from its video frames at 15 analysed frames per second (an image file is one
    frame), and text features from the ``transcript`` column when it is given
    (no speech recognition is run here: a transcript column is the text input);
 2. the file's timeline is cut into the model's windows (``window_s``, default
    the model's 2 s, every ``hop_s`` = 0.5 s; a clip shorter than a window is one
-   window); each window takes the voice frames and analysed face frames whose
+   window); each window takes the voice items and analysed face frames whose
    times fall inside it, and the transcript's features;
 3. the model gives one estimate per window; the file's prediction is the mean
    of the window probabilities over windows with at least one modality.
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _CLS = {c: i for i, c in enumerate(CLASSES)}
+_VOICE_HOP_S = 0.5  # VoiceEmbeddingSettings().hop_s, what the voice items of the file are made with
 
 
 @dataclass(slots=True)
@@ -50,7 +51,7 @@ class FileFeatures:
     """Every modality's features of one file (None where absent or not requested).
 
     Attributes:
-        voice_times_ns, voice: (m,) int64 and (m, 57) float32 voice frames.
+        voice_times_ns, voice: (m,) int64 and (m, 769) float32 voice items (0.5 s hops).
         face_times_ns, face, face_present: (k,) int64, (k, 63) float32, (k,) bool.
         text: (385,) float32 transcript features.
         duration_ns: the timeline span covered by the features.
@@ -77,8 +78,11 @@ class FileFeatures:
         return tuple(out)
 
 
-def file_features(item: LabeledItem, modalities: Sequence[str] = MODALITIES, *, face_fps: float = 15.0) -> FileFeatures:
+def file_features(item: LabeledItem, modalities: Sequence[str] = MODALITIES, *, face_fps: float = 15.0,
+                  embedder: Any = None) -> FileFeatures:
     """Run the inference feature path over one file.
+
+    ``embedder``: a :class:`~streamline.features.VoiceEmbedder` to reuse (None: one is loaded for the file).
 
     Raises:
         MediaNotFoundError, CorruptMediaError, NoMediaStreamsError, MediaError: from decoding.
@@ -94,10 +98,10 @@ def file_features(item: LabeledItem, modalities: Sequence[str] = MODALITIES, *, 
         info = probe(path)
         kinds = {s.kind for s in info.streams} if not is_image else {"video"}
         if "voice" in modalities and "audio" in kinds:
-            _, t, f = audio_file_features(path)
+            _, t, f = audio_file_features(path, embedder=embedder)
             out.voice_times_ns, out.voice = t, f
             if len(t):
-                ends.append(int(t[-1]) + 10_000_000)
+                ends.append(int(t[-1]) + int(_VOICE_HOP_S * 1e9))  # the last hop's end on the hop grid
         if "face" in modalities and "video" in kinds:
             if is_image:
                 from ..face import FaceAnalyzer, FaceSettings
@@ -186,17 +190,29 @@ def evaluate_items(
     own = recognizer is None
     rec = recognizer or EmotionRecognizer(RecognizerSettings(weights_dir=weights_dir))
     win = window_s if window_s is not None else rec.window_s
+    if "voice" in mods:  # windows of whole voice hops, as in the pipeline
+        for name, v in (("hop", hop_s), ("window", win)):
+            if not (v > 0 and abs(v / _VOICE_HOP_S - round(v / _VOICE_HOP_S)) < 1e-6):
+                if own:
+                    rec.close()
+                raise ConfigError(f"evaluate: --{name} {v} must be a multiple of the {_VOICE_HOP_S} s voice hop "
+                                  "when voice is evaluated")
     per_subset: dict[str, tuple[list[int], list[np.ndarray]]] = {}
     overall_y: list[int] = []
     overall_p: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
+    embedder = None
     try:
+        if "voice" in mods:
+            from ..features.voice_embedding import VoiceEmbedder
+
+            embedder = VoiceEmbedder()
         for k, item in enumerate(items):
             if progress:
                 progress(k, len(items), item)
             try:
-                ff = file_features(item, mods)
+                ff = file_features(item, mods, embedder=embedder)
             except StreamlineError as exc:
                 log.warning("evaluate: %s: %s", item.path, exc)
                 errors.append({"path": str(item.path), "error": str(exc)})
@@ -231,6 +247,8 @@ def evaluate_items(
                 "modalities": list(have),
             })
     finally:
+        if embedder is not None:
+            embedder.close()
         if own:
             rec.close()
     if not overall_y:

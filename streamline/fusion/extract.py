@@ -4,8 +4,9 @@ Training caches and ``streamline evaluate`` both call these functions, and they
 call only the operators the live pipeline runs, so training and inference see
 the same numbers:
 
-* voice: :func:`streamline.sources.read_audio` (16 kHz mono) then
-  :func:`streamline.features.voice_features_array` (57 values every 10 ms);
+* voice: :func:`streamline.sources.read_audio` (16 kHz mono) then a
+  :class:`streamline.features.VoiceEmbedder` (769 values every 0.5 s hop:
+  pooled Whisper tiny.en encoder states, see :mod:`streamline.features.voice_embedding`);
 * face: :func:`streamline.sources.open_media` (RGB frames) then
   :class:`streamline.face.FaceAnalyzer` (blendshapes, head pose, facex expression),
   packed by :func:`face_vector`;
@@ -36,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import MediaError
+from ..features.voice_embedding import VOICE_EMBEDDING_DIM
 from ..types import VideoFrame
 
 __all__ = [
@@ -57,8 +59,8 @@ log = logging.getLogger(__name__)
 
 #: Values per face feature frame (see the module docstring).
 FACE_FEATURE_DIM = 63
-#: Values per voice feature frame (streamline.features.VOICE_FEATURE_DIM).
-VOICE_FEATURE_DIM = 57
+#: Values per voice item (streamline.features.VOICE_EMBEDDING_DIM: mean, std, weight).
+VOICE_FEATURE_DIM = VOICE_EMBEDDING_DIM
 #: Values of the text feature vector (384-d embedding + valence).
 TEXT_FEATURE_DIM = 385
 
@@ -86,18 +88,23 @@ def text_vector(embedding: np.ndarray, valence: float) -> np.ndarray:
     return v
 
 
-def voice_features_of(samples: np.ndarray, sample_rate_hz: int = 16000, *, start_ns: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Voice feature frames of a mono float signal (``voice_features_array``): ``(times_ns (m,), feats (m, 57))``."""
-    from ..features import voice_features_array
+def voice_features_of(samples: np.ndarray, *, start_ns: int = 0, embedder: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Voice items of 16 kHz mono float audio (:func:`~streamline.features.voice_embeddings_array`):
+    ``(times_ns (m,) int64, vectors (m, 769) float32)``; ``embedder`` is reused when given."""
+    from ..features.voice_embedding import voice_embeddings_array
 
-    return voice_features_array(np.asarray(samples, dtype=np.float32), sample_rate_hz, start_ns=start_ns)
+    return voice_embeddings_array(np.asarray(samples, dtype=np.float32), start_ns=start_ns, embedder=embedder)
 
 
-def audio_file_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode a file's audio at 16 kHz mono and compute its voice frames.
+def audio_file_features(path: str | os.PathLike[str], *, embedder: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode a file's audio at 16 kHz mono and compute its voice items.
+
+    Args:
+        path: a media file with an audio stream.
+        embedder: a :class:`~streamline.features.VoiceEmbedder` to reuse (None: load one for this call).
 
     Returns:
-        ``(samples (n,) float32, times_ns (m,) int64, feats (m, 57) float32)``; times
+        ``(samples (n,) float32, times_ns (m,) int64, vectors (m, 769) float32)``; times
         on the file's timeline (``read_audio``'s ``pts_ns`` is the first sample's time).
 
     Raises:
@@ -108,7 +115,7 @@ def audio_file_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.nd
 
     chunk = read_audio(path, sample_rate_hz=16000, fill_gaps=True)
     samples = np.asarray(chunk.samples, dtype=np.float32)
-    times, feats = voice_features_of(samples, 16000, start_ns=int(chunk.pts_ns))
+    times, feats = voice_features_of(samples, start_ns=int(chunk.pts_ns), embedder=embedder)
     return samples, times, feats
 
 

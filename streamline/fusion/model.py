@@ -3,7 +3,7 @@
 Inputs per window (a batch of ``B`` windows), one masked sequence per modality::
 
     face   x (B, Tf, 63)  mask (B, Tf)   face vectors (streamline.fusion.extract), ~15 Hz
-    voice  x (B, Tv, 57)  mask (B, Tv)   voice frames (streamline.features.voice), 100 Hz
+    voice  x (B, Tv, 769) mask (B, Tv)   voice embeddings (streamline.features.voice_embedding), 2 Hz
     text   x (B, 1, 385)  mask (B, 1)    sentence embedding + VADER valence
 
 ``mask`` is True at valid grid points. A modality is *present* in a window when
@@ -16,11 +16,10 @@ cannot change the output (tested).
 
 Encoders (each gives a ``d_model`` vector):
 
-* voice: input normalisation (level: dB features relative to the window's
-  loudest frame, so recording gain does not matter; F0 as log2(F0/100 Hz);
-  then per-feature standardisation with training statistics), three 1-D
-  convolutions (kernel 5/5/3, stride 2/2/2, GELU), masked mean and standard
-  deviation pooling, a linear layer;
+* voice: the window's hop embeddings pooled exactly into the mean and standard
+  deviation of Whisper tiny.en encoder states over the window (768 values),
+  standardised with training statistics, MLP (768 -> 128 -> d) with dropout
+  (pooled encoder states: Pepino et al., Interspeech 2021);
 * face: per-frame MLP (63 -> 96 -> d) on standardised features, masked mean pooling;
 * text: MLP (385 -> 128 -> d) with dropout.
 
@@ -69,12 +68,7 @@ __all__ = ["FusionConfig", "FusionNet", "STRATEGIES", "subset_code", "fit_temper
 #: The fusion strategies.
 STRATEGIES = ("concat", "attention", "late")
 
-# Voice feature indices (streamline.features.voice.VOICE_FEATURE_NAMES).
-_V_ENERGY = 0
-_V_F0 = 1
-_V_MEL = slice(4, 44)
-_V_MFCC0 = 44
-_DB_FLOOR = -90.0
+ENCODER_DIM = VOICE_FEATURE_DIM // 2  # the voice vector: mean, std (ENCODER_DIM each), weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +78,14 @@ class FusionConfig:
     Attributes:
         strategy: ``"concat"``, ``"attention"`` or ``"late"`` (module docstring).
         d_model: width of every encoder's output.
-        voice_channels: channels of the three voice convolutions.
+        voice_hidden: hidden width of the voice MLP.
+        voice_input_dropout: dropout on the standardised pooled voice embedding.
         face_hidden: hidden width of the face frame MLP.
         text_hidden: hidden width of the text MLP.
         fusion_hidden: hidden width of the concat MLP.
         n_heads: attention heads (``attention``).
         n_layers: transformer layers (``attention``).
         dropout: dropout rate in encoders and fusion.
-        voice_level_norm: express dB features relative to the window's loudest frame.
         window_s: the window length the model was trained for, seconds.
         voice_rate_hz: voice grid rate the model expects (frames per second).
         face_rate_hz: face grid rate the model expects.
@@ -99,16 +93,16 @@ class FusionConfig:
 
     strategy: str = "late"
     d_model: int = 64
-    voice_channels: tuple[int, int, int] = (64, 96, 128)
+    voice_hidden: int = 128
+    voice_input_dropout: float = 0.2
     face_hidden: int = 96
     text_hidden: int = 128
     fusion_hidden: int = 128
     n_heads: int = 4
     n_layers: int = 1
     dropout: float = 0.2
-    voice_level_norm: bool = False
     window_s: float = 2.0
-    voice_rate_hz: float = 100.0
+    voice_rate_hz: float = 2.0
     face_rate_hz: float = 15.0
 
     def __post_init__(self) -> None:
@@ -116,16 +110,15 @@ class FusionConfig:
             raise ConfigError(f"FusionConfig.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.d_model < 4 or self.d_model % self.n_heads:
             raise ConfigError(f"FusionConfig.d_model={self.d_model} must be >= 4 and divisible by n_heads={self.n_heads}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"FusionConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "voice_input_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"FusionConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.window_s <= 0 or self.voice_rate_hz <= 0 or self.face_rate_hz <= 0:
             raise ConfigError("FusionConfig: window_s, voice_rate_hz and face_rate_hz must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        d = asdict(self)
-        d["voice_channels"] = list(self.voice_channels)
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FusionConfig:
@@ -134,9 +127,6 @@ class FusionConfig:
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"FusionConfig: unknown keys {sorted(unknown)}")
-        d = dict(d)
-        if "voice_channels" in d:
-            d["voice_channels"] = tuple(d["voice_channels"])
         return cls(**d)
 
 
@@ -153,55 +143,37 @@ def _masked_mean(x: Any, mask: Any) -> Any:
 
 
 class VoiceEncoder(nn.Module):
-    """Voice frames (B, T, 57) + mask -> (B, d)."""
+    """Voice embeddings (B, T, 769) + mask -> (B, d).
+
+    Pools the window's hop items exactly (the frame-weighted mean and standard
+    deviation of all its encoder frames, from each hop's mean, std and weight),
+    standardises the 768 values with training statistics, then an MLP.
+    """
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
-        c1, c2, c3 = cfg.voice_channels
-        self.level_norm = cfg.voice_level_norm
-        self.register_buffer("mean", torch.zeros(VOICE_FEATURE_DIM))
-        self.register_buffer("std", torch.ones(VOICE_FEATURE_DIM))
-        self.conv1 = nn.Conv1d(VOICE_FEATURE_DIM, c1, 5, stride=2, padding=2)
-        self.conv2 = nn.Conv1d(c1, c2, 5, stride=2, padding=2)
-        self.conv3 = nn.Conv1d(c2, c3, 3, stride=2, padding=1)
+        self.register_buffer("mean", torch.zeros(2 * ENCODER_DIM))
+        self.register_buffer("std", torch.ones(2 * ENCODER_DIM))
+        self.fc1 = nn.Linear(2 * ENCODER_DIM, cfg.voice_hidden)
+        self.fc2 = nn.Linear(cfg.voice_hidden, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        self.proj = nn.Linear(2 * c3, cfg.d_model)
+        self.in_drop = nn.Dropout(cfg.voice_input_dropout)
 
-    def prepare(self, x: Any, mask: Any) -> Any:
-        """Normalised features (B, T, 57); invalid points set to 0."""
+    def pool(self, x: Any, mask: Any) -> Any:
+        """(B, 768) window mean and standard deviation of the encoder frames (unstandardised)."""
         x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        db_idx = [_V_ENERGY, *range(_V_MEL.start, _V_MEL.stop)]
-        db = x[:, :, db_idx].clamp_min(_DB_FLOOR)
-        mfcc0 = x[:, :, _V_MFCC0]
-        if self.level_norm:
-            energy = db[:, :, 0].masked_fill(~mask, _DB_FLOOR)
-            ref = energy.max(dim=1, keepdim=True).values  # (B, 1) loudest valid frame
-            db = db - ref.unsqueeze(-1)
-            mfcc0 = mfcc0 - math.sqrt(40.0) * ref  # c0 of the orthonormal DCT of the shifted log-mel
-        f0 = x[:, :, _V_F0]
-        logf0 = torch.where(f0 > 0, torch.log2(f0.clamp_min(1.0) / 100.0), torch.zeros_like(f0))
-        x = torch.cat(
-            [db[:, :, :1], logf0.unsqueeze(-1), x[:, :, 2:4], db[:, :, 1:], mfcc0.unsqueeze(-1), x[:, :, 45:]], dim=2
-        )
-        x = (x - self.mean) / self.std
-        return x * mask.unsqueeze(-1).to(x.dtype)
+        w = x[:, :, 2 * ENCODER_DIM].clamp_min(0.0) * mask.to(x.dtype)  # (B, T) frames per hop / full hop
+        total = w.sum(1, keepdim=True).clamp_min(1e-6)
+        w = (w / total).unsqueeze(-1)
+        m = x[:, :, :ENCODER_DIM]
+        sd = x[:, :, ENCODER_DIM : 2 * ENCODER_DIM]
+        mean = (w * m).sum(1)
+        var = (w * (sd * sd + m * m)).sum(1) - mean * mean
+        return torch.cat([mean, torch.sqrt(var.clamp_min(0.0) + 1e-6)], dim=1)
 
     def forward(self, x: Any, mask: Any) -> Any:
-        h = self.prepare(x, mask).transpose(1, 2)  # (B, C, T)
-        m = mask.to(h.dtype).unsqueeze(1)  # (B, 1, T)
-        # stride-2 convolutions: length ceil(T / 2); a point is valid when either source point is
-        m = F.max_pool1d(m, 2, 2, ceil_mode=True)
-        h = self.drop(F.gelu(self.conv1(h))) * m
-        m = F.max_pool1d(m, 2, 2, ceil_mode=True)
-        h = self.drop(F.gelu(self.conv2(h))) * m
-        m = F.max_pool1d(m, 2, 2, ceil_mode=True)
-        h = F.gelu(self.conv3(h))
-        valid = m.squeeze(1) > 0.5  # (B, T3)
-        h = h.transpose(1, 2)  # (B, T3, C)
-        mean = _masked_mean(h, valid)
-        var = _masked_mean((h - mean.unsqueeze(1)) ** 2, valid)
-        pooled = torch.cat([mean, torch.sqrt(var + 1e-5)], dim=1)
-        return self.proj(self.drop(pooled))
+        z = (self.pool(x, mask) - self.mean) / self.std
+        return self.fc2(self.drop(F.gelu(self.fc1(self.in_drop(z)))))
 
 
 class FaceEncoder(nn.Module):

@@ -7,8 +7,10 @@ The fusion model reads three synchronizer streams, by name:
   resampled onto a 15 Hz grid (nearest, valid up to 0.1 s away). A grid point
   is valid for the model when the synchronizer marks it valid *and* the face
   was present there.
-* ``"voice"``: :class:`~streamline.features.VoiceFrame` items; values = the 57
-  features, on a 100 Hz grid (nearest, valid up to 20 ms away).
+* ``"voice"``: :class:`~streamline.features.VoiceEmbedding` items (one per
+  0.5 s hop, stamped inside their hop); values = the 769-value vector, one row
+  per item whose time is in the window (no grid), so a window whose edges lie
+  on the hop grid holds exactly its own hops, partial ones included.
 * ``"text"``: :class:`~streamline.features.TextFeatures` items (intervals
   ``[start_ns, end_ns)`` of an utterance's committed words); values = the 385
   text features. The window's text is the last text item overlapping it.
@@ -47,9 +49,9 @@ def face_values(observation: Any) -> np.ndarray:
     return out
 
 
-def voice_values(frame: Any) -> np.ndarray:
-    """(57,) float32 voice features of a :class:`~streamline.features.VoiceFrame`."""
-    return np.asarray(frame.features, dtype=np.float32)
+def voice_values(item: Any) -> np.ndarray:
+    """(769,) float32 vector of a :class:`~streamline.features.VoiceEmbedding`."""
+    return item.vector()
 
 
 def text_values(features: Any) -> np.ndarray:
@@ -60,14 +62,14 @@ def text_values(features: Any) -> np.ndarray:
 def stream_specs(
     *,
     face_rate_hz: float = 15.0,
-    voice_rate_hz: float = 100.0,
     face_budget_s: float | None = None,
     voice_budget_s: float | None = None,
     text_budget_s: float | None = None,
 ) -> list[Any]:
     """StreamSpecs for the ``face``, ``voice`` and ``text`` streams (module docstring).
 
-    The window length must make ``length_s * rate`` whole numbers (2 s does).
+    The window length must make ``length_s * face_rate_hz`` a whole number (2 s does);
+    windows should start and end on the voice hop grid (0.5 s).
     Lateness budgets (live mode) are passed through.
     """
     from ..sync import StreamSpec
@@ -75,8 +77,8 @@ def stream_specs(
     return [
         StreamSpec("face", kind="point", value_fn=face_values, dim=FACE_FEATURE_DIM + 1, grid_hz=face_rate_hz,
                    resample="nearest", max_age_s=0.1, lateness_budget_s=face_budget_s, keep_items=False),
-        StreamSpec("voice", kind="point", value_fn=voice_values, dim=VOICE_FEATURE_DIM, grid_hz=voice_rate_hz,
-                   resample="nearest", max_age_s=0.02, lateness_budget_s=voice_budget_s, keep_items=False),
+        StreamSpec("voice", kind="point", value_fn=voice_values, dim=VOICE_FEATURE_DIM, max_age_s=0.5,
+                   lateness_budget_s=voice_budget_s, keep_items=False),
         StreamSpec("text", kind="interval", value_fn=text_values, dim=TEXT_FEATURE_DIM,
                    lateness_budget_s=text_budget_s, keep_items=False),
     ]

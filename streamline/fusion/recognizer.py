@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Environment variable naming another weights folder.
 WEIGHTS_ENV_VAR = "STREAMLINE_FUSION_WEIGHTS"
-_FORMAT = 1
+_FORMAT = 2  # 2: voice items are pooled Whisper encoder states (769 values per 0.5 s hop)
 
 
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -161,8 +161,8 @@ class WindowInputs:
     Attributes:
         face: (Tf, 63) float32 face vectors (:func:`streamline.fusion.extract.face_vector`), or None.
         face_mask: (Tf,) bool, True where the face grid point holds a face; None with ``face``.
-        voice: (Tv, 57) float32 voice frames (100 per second), or None.
-        voice_mask: (Tv,) bool valid voice frames; None with ``voice``.
+        voice: (Tv, 769) float32 voice items (one per 0.5 s hop, :mod:`streamline.features.voice_embedding`), or None.
+        voice_mask: (Tv,) bool valid voice items; None with ``voice``.
         text: (385,) float32 text vector of the words in and before the window, or None.
     """
 

@@ -214,19 +214,11 @@ class _VoiceData:
         return f[s : s + crop_frames]
 
 
-def _spec_augment(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """SpecAugment-style masking on raw voice frames (Park et al. 2019): one band of
-    up to 6 mel bands set to its window mean, one span of up to 15 frames set to the
-    window mean of every feature."""
-    f = f.copy()
-    if rng.random() < 0.7:
-        w = int(rng.integers(1, 7))
-        b0 = 4 + int(rng.integers(0, 40 - w))
-        f[:, b0 : b0 + w] = f[:, b0 : b0 + w].mean(0, keepdims=True)
-    if rng.random() < 0.7 and f.shape[0] > 40:
-        w = int(rng.integers(1, 16))
-        t0 = int(rng.integers(0, f.shape[0] - w))
-        f[t0 : t0 + w] = f.mean(0, keepdims=True)
+def _drop_hop(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Voice augmentation on hop items: with probability 0.3 one hop of a crop of
+    three or more is left out (as a gap or a too-short hop would leave it)."""
+    if f.shape[0] > 2 and rng.random() < 0.3:
+        return np.delete(f, int(rng.integers(0, f.shape[0])), axis=0)
     return f
 
 
@@ -461,13 +453,13 @@ def _train(settings: TrainSettings, log_fn: Callable[[str], None]) -> dict[str, 
     win_frames = int(round(tr.cfg.window_s * tr.cfg.voice_rate_hz))
 
     # -- normalisation statistics (training split only) ----------------------------
-    vf = np.concatenate([voice.c.get(i, 0) for i in voice.split.train])
-    vf_t = torch.from_numpy(vf[None])
-    prepared = net.voice.prepare(vf_t, torch.ones(vf_t.shape[:2], dtype=torch.bool))[0].numpy()
-    # prepare() standardises with the current (identity) buffers: its output is the raw transformed features
-    loud = vf[:, 0] > -60
-    net.voice.mean.copy_(torch.from_numpy(prepared[loud].mean(0)))
-    net.voice.std.copy_(torch.from_numpy(prepared[loud].std(0) + 1e-3))
+    # the voice encoder standardises the pooled window vector: statistics of training windows
+    windows = [f[st : st + win_frames] for f in (voice.c.get(i, 0) for i in voice.split.train)
+               for st in clip_window_starts(f.shape[0], win_frames, hop_frames)]
+    wx, wm = _pad(windows, VOICE_FEATURE_DIM)
+    pooled = net.voice.pool(torch.from_numpy(wx), torch.from_numpy(wm)).numpy()
+    net.voice.mean.copy_(torch.from_numpy(pooled.mean(0)))
+    net.voice.std.copy_(torch.from_numpy(pooled.std(0) + 1e-3))
     ff = face.c.feats[face.split.train][face.c.present[face.split.train]]
     net.face.mean.copy_(torch.from_numpy(ff.mean(0)))
     net.face.std.copy_(torch.from_numpy(ff.std(0) + 1e-2))
@@ -478,7 +470,7 @@ def _train(settings: TrainSettings, log_fn: Callable[[str], None]) -> dict[str, 
     def voice_batch(bi: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
         assert rng is not None
         crop = int(rng.integers(crop_lo, crop_hi + 1))
-        seqs = [_spec_augment(voice.crop(int(i), int(rng.integers(0, voice.c.variants)), rng, crop), rng) for i in bi]
+        seqs = [_drop_hop(voice.crop(int(i), int(rng.integers(0, voice.c.variants)), rng, crop), rng) for i in bi]
         return _pad(seqs, VOICE_FEATURE_DIM)
 
     def voice_clip_probs(idx: np.ndarray) -> np.ndarray:

@@ -187,14 +187,11 @@ def _settings(args: argparse.Namespace) -> Any:
         changes["face"] = dataclasses.replace(settings.face, fps=args.face_fps)
     if getattr(args, "text_budget", None) is not None:
         changes["live_text_budget_s"] = args.text_budget
-    settings = dataclasses.replace(settings, **changes) if changes else settings
-    # fail early with a clear message on a window the fusion grids cannot use
-    for rate in (15.0, 100.0):
-        n = settings.length_s * rate
-        if abs(n - round(n)) > 1e-6:
-            raise ConfigError(f"--window {settings.length_s}: must be a multiple of 0.2 s "
-                              f"(the face grid is 15 Hz and the voice grid 100 Hz)")
-    return settings
+    try:
+        return dataclasses.replace(settings, **changes) if changes else settings
+    except ConfigError as exc:  # name the option, not the settings field
+        raise ConfigError(str(exc).replace("PipelineSettings.length_s=", "--window ")
+                          .replace("PipelineSettings.hop_s=", "--hop ")) from None
 
 
 def _analyze(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The pipeline's default stages: face, voice, speech and text features, each on a thread of its own.
 
 Each stage is a reactivex operator built around the push/pull core of its part
-(:class:`~streamline.face.FaceAnalyzer`, :class:`~streamline.features.VoiceFeatureExtractor`,
+(:class:`~streamline.face.FaceAnalyzer`, :class:`~streamline.features.VoiceEmbedder`,
 :class:`~streamline.speech.StreamingTranscriber`, :func:`~streamline.features.text_features`),
 behind a :class:`~streamline.flow.Handoff`, timing every item into a
 :class:`~streamline.pipeline.metrics.LatencyRecorder`. Per-subscription state
@@ -24,7 +24,7 @@ from reactivex.subject import Subject
 
 from ..face.analyzer import FaceAnalyzer, FaceSettings
 from ..features.text import TextEncoder, TextSettings, text_features
-from ..features.voice import VoiceFeatureExtractor, VoiceSettings
+from ..features.voice_embedding import VoiceEmbedder, VoiceEmbeddingSettings
 from ..flow import Handoff, engine_operator
 from ..speech.asr import AsrSettings, StreamingTranscriber
 from ..speech.whisper import WhisperRecognizer
@@ -73,22 +73,36 @@ class FaceStage:
 
 
 class VoiceStage:
-    """Operator ``Observable[AudioChunk] -> Observable[VoiceFrame]`` on a thread of its own."""
+    """Operator ``Observable[AudioChunk] -> Observable[VoiceEmbedding | Watermark]`` on a thread of its own.
 
-    def __init__(self, settings: VoiceSettings, *, handoff: Handoff, timing: LatencyRecorder) -> None:
+    After each hop's item comes a :class:`~streamline.sync.Watermark` at the hop's
+    end, so a window closes as soon as its last hop is embedded rather than when
+    the next hop's item arrives.
+    """
+
+    def __init__(self, settings: VoiceEmbeddingSettings, *, recognizer: WhisperRecognizer | None,
+                 handoff: Handoff, timing: LatencyRecorder) -> None:
         self.settings = settings
+        self.recognizer = recognizer
         self.handoff = handoff
         self.timing = timing
 
     def __call__(self, source: Observable[AudioChunk]) -> Observable[Any]:
-        def push(extractor: VoiceFeatureExtractor, chunk: AudioChunk) -> list[Any]:
-            started = time.perf_counter()
-            frames = extractor.push(chunk)
-            self.timing.add(time.perf_counter() - started)
-            return frames
+        def with_watermarks(items: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            for item in items:
+                out += [item, Watermark(item.end_ns)]
+            return out
 
-        return engine_operator(lambda: VoiceFeatureExtractor(self.settings), push,
-                               lambda extractor: extractor.flush(), close=lambda extractor: None,
+        def push(embedder: VoiceEmbedder, chunk: AudioChunk) -> list[Any]:
+            started = time.perf_counter()
+            items = embedder.push(chunk)
+            if items:
+                self.timing.add(time.perf_counter() - started)
+            return with_watermarks(items)
+
+        return engine_operator(lambda: VoiceEmbedder(self.settings, recognizer=self.recognizer), push,
+                               lambda embedder: with_watermarks(embedder.flush()), close=lambda embedder: embedder.close(),
                                upstream=self.handoff)(source)
 
 

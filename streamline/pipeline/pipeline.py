@@ -3,7 +3,7 @@
 ::
 
     video ─► face (own thread) ──────────────────────────► "face" ─┐
-    audio ─┬► voice features (own thread) ───────────────► "voice" ├─► synchronize ─► fusion (own thread) ─► estimates
+    audio ─┬► voice embeddings (own thread) ─────────────► "voice" ├─► synchronize ─► fusion (own thread) ─► estimates
            └► speech recognition + text features (own thread) ► "text" ┘      windows 2 s / hop 0.5 s          │
                   └─► words, speech segments ─────────────────────────────────────────────────────────────┤
                                                                                  delivery thread ◄──────────┘
@@ -71,12 +71,17 @@ class PipelineModels:
 
     Args:
         whisper: a :class:`~streamline.speech.WhisperRecognizer` (thread-safe, shareable).
+        voice_encoder: a :class:`~streamline.speech.WhisperRecognizer` for tiny.en that
+            the voice embeddings run (a model of its own, so that an embedding never
+            waits behind a speech decode).
         text_encoder: a :class:`~streamline.features.TextEncoder`.
         emotion: an :class:`~streamline.fusion.EmotionRecognizer`.
     """
 
-    def __init__(self, *, whisper: Any = None, text_encoder: Any = None, emotion: Any = None) -> None:
+    def __init__(self, *, whisper: Any = None, voice_encoder: Any = None, text_encoder: Any = None,
+                 emotion: Any = None) -> None:
         self.whisper = whisper
+        self.voice_encoder = voice_encoder
         self.text_encoder = text_encoder
         self.emotion = emotion
 
@@ -107,6 +112,11 @@ class PipelineModels:
 
             self.whisper = WhisperRecognizer(settings.asr.whisper)
             loaded.append("whisper")
+        if "voice" in modalities and self.voice_encoder is None:
+            from ..speech.whisper import WhisperRecognizer
+
+            self.voice_encoder = WhisperRecognizer(settings.voice.whisper)
+            loaded.append("voice_encoder")
         if "text" in modalities and self.text_encoder is None:
             from ..features.text import TextEncoder
 
@@ -124,7 +134,7 @@ class PipelineModels:
 
     def close(self, names: Iterable[str] | None = None) -> None:
         """Close the models (or only those named); idempotent."""
-        for name in list(names) if names is not None else ["whisper", "text_encoder", "emotion"]:
+        for name in list(names) if names is not None else ["whisper", "voice_encoder", "text_encoder", "emotion"]:
             model = getattr(self, name)
             if model is not None:
                 try:
@@ -563,7 +573,7 @@ class Pipeline:
         if audio is not None and "voice" in self.info.modalities:
             voice_op = self.stages.voice
             if voice_op is None:
-                voice_op = VoiceStage(s.voice, timing=self._timings["voice"],
+                voice_op = VoiceStage(s.voice, recognizer=self._models.voice_encoder, timing=self._timings["voice"],
                                       handoff=handoff("voice", 3000 if live else file_q, OverflowPolicy.BLOCK))
             inputs["voice"] = audio.pipe(voice_op, ops.do_action(lambda f: self._advance("voice", _time_of(f))))
         if audio is not None and "text" in self.info.modalities:

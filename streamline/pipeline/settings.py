@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..errors import ConfigError
 from ..face.analyzer import FaceSettings
 from ..features.text import TextSettings
-from ..features.voice import VoiceSettings
+from ..features.voice_embedding import VoiceEmbeddingSettings
 from ..fusion.recognizer import RecognizerSettings
 from ..speech.asr import AsrSettings
 
@@ -58,13 +58,14 @@ class PipelineSettings:
         modalities: the modalities to run, a subset of :data:`MODALITY_NAMES`.
             ``text`` runs speech recognition (and produces the words).
         face: face analysis settings (15 fps, facex expression on).
-        voice: voice feature settings.
+        voice: voice embedding settings (hop, encoder context, the Whisper model it runs).
         asr: speech recognition settings (VAD, Whisper, commit policy).
         text: text feature settings.
         fusion: fusion model settings.
         live_face_budget_s: live and ``--realtime`` runs: a window waits at most this
             long after its end for the face stream (then goes without the rest of it).
-        live_voice_budget_s: the same for the voice features.
+        live_voice_budget_s: the same for the voice embeddings (one per 0.5 s hop,
+            ready a few ms after the hop ends).
         live_text_budget_s: the same for the committed words. Words are committed
             1-2 s after they are spoken (audio-time lag p50 1.25 s, p95 1.94 s on the
             talking-head benchmark), so a window that should contain them waits that
@@ -80,7 +81,7 @@ class PipelineSettings:
     hop_s: float = 0.5
     modalities: tuple[str, ...] = MODALITY_NAMES
     face: FaceSettings = field(default_factory=_default_face)
-    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    voice: VoiceEmbeddingSettings = field(default_factory=VoiceEmbeddingSettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
     text: TextSettings = field(default_factory=TextSettings)
     fusion: RecognizerSettings = field(default_factory=RecognizerSettings)
@@ -107,13 +108,28 @@ class PipelineSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"PipelineSettings.{name} must be an int >= 1, got {v!r}")
-        checks = (("face", FaceSettings), ("voice", VoiceSettings), ("asr", AsrSettings),
+        checks = (("face", FaceSettings), ("voice", VoiceEmbeddingSettings), ("asr", AsrSettings),
                   ("text", TextSettings), ("fusion", RecognizerSettings))
         for name, cls in checks:
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"PipelineSettings.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
-        if self.voice.sample_rate_hz != 16_000:
-            raise ConfigError("PipelineSettings.voice.sample_rate_hz must be 16000 (the speech models' rate)")
+        # windows must hold whole face grid points (15 Hz) and whole voice hops
+        if "face" in self.modalities and not _is_multiple(self.length_s, 1 / 15):
+            raise ConfigError(f"PipelineSettings.length_s={self.length_s} does not suit the face modality "
+                              "(its grid is 15 Hz): use a multiple of 1/15 s, such as 1, 2 or 3 s")
+        if "voice" in self.modalities:
+            hop = self.voice.hop_s
+            for name in ("length_s", "hop_s"):
+                if not _is_multiple(getattr(self, name), hop):
+                    raise ConfigError(
+                        f"PipelineSettings.{name}={getattr(self, name)} does not suit the voice modality: windows "
+                        f"are made of whole voice hops, so it must be a multiple of voice.hop_s={hop} s "
+                        "(set voice=VoiceEmbeddingSettings(hop_s=...) for a finer hop)")
+
+
+def _is_multiple(x: float, step: float) -> bool:
+    n = x / step
+    return abs(n - round(n)) < 1e-6
 
 
 Operator = Callable[[Any], Any]
@@ -132,7 +148,7 @@ class Stages:
             are the synchronizer's ``face`` stream; for the default fusion model they
             must be :class:`~streamline.face.FaceObservation`.
         voice: ``Observable[AudioChunk] -> Observable[item with pts_ns]`` (``voice`` stream;
-            :class:`~streamline.features.VoiceFrame` for the default fusion).
+            :class:`~streamline.features.VoiceEmbedding` for the default fusion).
         speech: ``Observable[AudioChunk] -> Observable[Word | SpeechSegment]``: replaces
             speech recognition; committed words feed the text features.
         fusion: ``Observable[AlignedWindow] -> Observable[EmotionEstimate]``.

@@ -440,18 +440,14 @@ class WhisperRecognizer:
                 language is unknown.
             ClosedError: the recognizer was closed.
         """
-        if self._closed:
-            raise ClosedError("WhisperRecognizer: decode() after close()")
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ConfigError(f"WhisperRecognizer.decode: audio must be mono, shape (n,), got shape {audio.shape}")
+        audio = self._checked_audio(audio, "decode")
         fe = self._model.feature_extractor
-        if len(audio) > fe.n_samples:
-            raise ConfigError(f"WhisperRecognizer.decode: window of {len(audio) / 16000:.2f} s is longer than 30 s")
         if len(audio) < _MIN_SAMPLES:  # too short to hold a word (and to align one)
             return Hypothesis(words=(), language=language or "en", language_probability=0.0, no_speech_prob=1.0,
                               avg_logprob=0.0, compression_ratio=0.0, decode_s=0.0)
         with self._lock:
+            if self._closed:  # closed while this call waited for the lock
+                raise ClosedError("WhisperRecognizer: decode() after close()")
             started = time.perf_counter()
             started_cpu = time.process_time()
             features = fe(audio)
@@ -517,6 +513,56 @@ class WhisperRecognizer:
             no_speech_prob=float(result.no_speech_prob), avg_logprob=float(avg_logprob),
             compression_ratio=float(compression_ratio), decode_s=0.0,
         )
+
+    def _checked_audio(self, audio: np.ndarray, method: str) -> np.ndarray:
+        """``audio`` as contiguous float32 (n,), at most 30 s; raises ClosedError / ConfigError."""
+        if self._closed:
+            raise ClosedError(f"WhisperRecognizer: {method}() after close()")
+        if not (isinstance(audio, np.ndarray) and np.issubdtype(audio.dtype, np.floating)):
+            got = audio.dtype if isinstance(audio, np.ndarray) else type(audio).__name__
+            raise ConfigError(f"WhisperRecognizer.{method}: audio must be a float numpy array in [-1, 1], got {got} "
+                              "(convert integer PCM with samples / 32768.0)")
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ConfigError(f"WhisperRecognizer.{method}: audio must be mono, shape (n,), got shape {audio.shape}")
+        if len(audio) > _WHISPER_FRAMES * 160:
+            raise ConfigError(f"WhisperRecognizer.{method}: {len(audio) / 16000:.2f} s of audio is longer than 30 s")
+        return audio
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """Whisper's encoder states for a stretch of 16 kHz mono audio, without the 30 s padding.
+
+        The log-mel of exactly this audio (faster-whisper's feature extractor with
+        ``padding=0``, an even number of 10 ms frames) goes through the CTranslate2
+        encoder; :mod:`streamline.features.voice_embedding` pools the result.
+
+        Args:
+            audio: (n,) float32 samples, at most 30 s.
+
+        Returns:
+            (frames, d_model) float32, one row per 20 ms (``floor(n / 320)`` rows,
+            give or take one); (0, d_model) for under 40 ms of audio.
+
+        Raises:
+            ConfigError: the audio is not 1-D or longer than 30 s.
+            ClosedError: the recognizer was closed.
+        """
+        ctranslate2 = require("ctranslate2", "asr")
+        audio = self._checked_audio(audio, "encode")
+        with self._lock:
+            if self._closed:  # closed while this call waited for the lock
+                raise ClosedError("WhisperRecognizer: encode() after close()")
+            fe = self._model.feature_extractor
+            short = len(audio) < 4 * fe.hop_length
+            if short:  # too short for the encoder (and the log-mel): learn the state width from silence
+                features, n = np.zeros((fe.mel_filters.shape[0], 4), np.float32), 4
+            else:
+                features = fe(audio, padding=0)
+                n = features.shape[-1] - features.shape[-1] % 2  # the stride-2 convolution wants an even length
+            states = self._model.model.encode(
+                ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None, :, :n])), to_cpu=True)
+            states = np.asarray(states, dtype=np.float32)[0]
+            return states[:0] if short else states
 
     def close(self) -> None:
         """Release the model (idempotent)."""

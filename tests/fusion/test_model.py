@@ -18,12 +18,13 @@ SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(range(3), r)]
 def _inputs(b: int = 4, seed: int = 0) -> list:
     g = torch.Generator().manual_seed(seed)
     face = torch.rand(b, 15, 63, generator=g)
-    voice = torch.randn(b, 100, 57, generator=g) * 10 - 40
-    voice[:, :, 1] = 150.0
+    voice = torch.randn(b, 4, 769, generator=g)
+    voice[:, :, 384:768] = voice[:, :, 384:768].abs()  # standard deviations
+    voice[:, :, 768] = 1.0  # full hops
     text = torch.randn(b, 1, 385, generator=g) * 0.05
-    masks = [torch.ones(b, 15, dtype=torch.bool), torch.ones(b, 100, dtype=torch.bool), torch.ones(b, 1, dtype=torch.bool)]
+    masks = [torch.ones(b, 15, dtype=torch.bool), torch.ones(b, 4, dtype=torch.bool), torch.ones(b, 1, dtype=torch.bool)]
     masks[0][:, 10:] = False  # part of the face grid invalid
-    masks[1][0, 70:] = False  # a shorter voice window
+    masks[1][0, 3:] = False  # a shorter voice window
     return [face, masks[0], voice, masks[1], text, masks[2]]
 
 
@@ -134,7 +135,21 @@ def test_config_validation_and_round_trip() -> None:
         FusionConfig(strategy="sum")
     with pytest.raises(ConfigError):
         FusionConfig(d_model=30, n_heads=4)
-    cfg = FusionConfig(strategy="concat", voice_channels=(8, 8, 8))
+    cfg = FusionConfig(strategy="concat", voice_hidden=8)
     assert FusionConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown"):
         FusionConfig.from_dict({"strategy": "late", "bogus": 1})
+
+
+def test_voice_pooling_of_hops_equals_pooling_of_all_frames() -> None:
+    """A window's hop items (mean, std, weight) pool to the mean and std of all its encoder frames,
+    partial hops included, and masked hops are left out."""
+    rng = np.random.default_rng(3)
+    frames = rng.standard_normal((25 + 25 + 25 + 10, 384)).astype(np.float64) * 2 + 1
+    hops = np.split(frames, [25, 50, 75])
+    items = np.stack([np.concatenate([h.mean(0), h.std(0), [len(h) / 25]]) for h in hops])
+    x = torch.from_numpy(np.concatenate([items, items[:1] * 100])[None].astype(np.float32))  # + a masked junk hop
+    mask = torch.tensor([[True, True, True, True, False]])
+    pooled = FusionNet(FusionConfig()).voice.pool(x, mask)[0].numpy()
+    assert np.allclose(pooled[:384], frames.mean(0), atol=1e-4)
+    assert np.allclose(pooled[384:], frames.std(0), atol=1e-3)

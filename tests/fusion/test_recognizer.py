@@ -21,8 +21,7 @@ def _windows(n: int, seed: int = 0) -> list[WindowInputs]:
     out = []
     for k in range(n):
         kind = k % 4
-        voice = (rng.standard_normal((200, 57)) * 8 - 45).astype(np.float32)
-        voice[:, 1] = rng.uniform(0, 250, 200)
+        voice = np.concatenate([rng.standard_normal((4, 384)), rng.random((4, 384)) + 0.1, np.ones((4, 1))], 1).astype(np.float32)
         face = rng.random((30, 63)).astype(np.float32)
         text = np.zeros(385, np.float32)
         text[:384] = rng.standard_normal(384) / np.sqrt(384)
@@ -31,7 +30,7 @@ def _windows(n: int, seed: int = 0) -> list[WindowInputs]:
                 face=face if kind != 1 else None,
                 face_mask=np.ones(30, bool) if kind != 1 else None,
                 voice=voice if kind != 2 else None,
-                voice_mask=np.ones(200, bool) if kind != 2 else None,
+                voice_mask=np.ones(4, bool) if kind != 2 else None,
                 text=text if kind == 0 else None,
             )
         )

@@ -24,6 +24,7 @@ from reactivex import operators as ops
 
 from pipeline_media import thread_names
 from streamline.errors import ClosedError, ConfigError, NoMediaStreamsError
+from streamline.features import VoiceEmbeddingSettings
 from streamline.fusion import CLASSES
 from streamline.pipeline import Pipeline, PipelineSettings, Stages
 from streamline.types import SpeechSegment, Word
@@ -162,11 +163,21 @@ def test_settings_are_checked():
     with pytest.raises(ConfigError, match="hop_s"):
         PipelineSettings(hop_s=3.0)
     assert PipelineSettings(modalities="text,face").modalities == ("face", "text")
+    # windows hold whole face grid points (15 Hz) and whole voice hops (0.5 s by default)
+    with pytest.raises(ConfigError, match="face modality"):
+        PipelineSettings(length_s=1.5)
+    with pytest.raises(ConfigError, match="length_s=1.2 does not suit the voice modality"):
+        PipelineSettings(length_s=1.2, modalities="voice")
+    with pytest.raises(ConfigError, match="hop_s=0.25 does not suit the voice modality"):
+        PipelineSettings(hop_s=0.25)
+    assert PipelineSettings(length_s=1.5, modalities="voice,text").length_s == 1.5
+    assert PipelineSettings(hop_s=0.25, voice=VoiceEmbeddingSettings(hop_s=0.25)).hop_s == 0.25
+    assert PipelineSettings(hop_s=0.25, modalities="face,text").hop_s == 0.25
 
 
 def test_any_observables_and_a_replaced_stage(models, bundled_clip, grid_run):
     """Frames and chunks the user brings (cold Observables), the voice stage replaced by a user operator."""
-    from streamline.features import voice_features
+    from streamline.features import voice_embeddings
     from streamline.sources import open_media
 
     frames, chunks = [], []
@@ -176,7 +187,7 @@ def test_any_observables_and_a_replaced_stage(models, bundled_clip, grid_run):
         media.audio.subscribe(chunks.append, on_completed=done.wait)
         done.wait()
     seen = []
-    stages = Stages(voice=lambda audio: audio.pipe(ops.do_action(seen.append), voice_features()))
+    stages = Stages(voice=lambda audio: audio.pipe(ops.do_action(seen.append), voice_embeddings()))
     with Pipeline(video=reactivex.from_iterable(frames), audio=reactivex.from_iterable(chunks),
                   stages=stages, models=models) as pipeline:
         ests = pipeline.run(timeout_s=120)

@@ -1,0 +1,139 @@
+"""Voice embeddings: the hop grid, chunking invariance, causality, gaps, and bad input, on real speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("faster_whisper")
+
+from streamline.errors import ConfigError, MediaError  # noqa: E402
+from streamline.features import (  # noqa: E402
+    VOICE_EMBEDDING_DIM,
+    VoiceEmbedder,
+    VoiceEmbeddingSettings,
+    voice_embeddings_array,
+)
+from streamline.sources import read_audio  # noqa: E402
+from streamline.types import AudioChunk  # noqa: E402
+
+SR = 16_000
+S = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def speech(bundled_clip: Path) -> np.ndarray:
+    """The bundled GRID clip's speech, 16 kHz mono float32 (3 s)."""
+    return read_audio(bundled_clip, sample_rate_hz=SR).samples
+
+
+@pytest.fixture(scope="module")
+def embedder() -> VoiceEmbedder:
+    with VoiceEmbedder() as e:
+        yield e
+
+
+def _push_in_chunks(e: VoiceEmbedder, x: np.ndarray, sizes: list[int], start_ns: int = 0) -> list:
+    items, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        items += e.push(AudioChunk(start_ns + i * S // SR, x[i : i + n], SR))
+        i, k = i + n, k + 1
+    return items + e.flush()
+
+
+def test_one_item_per_hop_on_the_session_grid(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    times, vecs = voice_embeddings_array(speech, embedder=embedder)
+    n_hops = -(-len(speech) // 8000)
+    assert vecs.shape == (n_hops, VOICE_EMBEDDING_DIM) and vecs.dtype == np.float32
+    assert times.tolist() == [k * S // 2 for k in range(n_hops)]
+    assert (vecs[:-1, 768] == 1.0).all() and 0 < vecs[-1, 768] <= 1.0  # the last hop may be partial
+    assert np.isfinite(vecs).all() and (vecs[:, 384:768] > 0).all()
+
+
+def test_items_are_pooled_encoder_states_of_the_hop_with_its_left_context(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    _, vecs = voice_embeddings_array(speech, embedder=embedder)
+    # hop 4 = [2.0 s, 2.5 s): the encoder sees [0.5 s, 2.5 s), the hop is its last 25 frames (20 ms each)
+    states = embedder.recognizer.encode(speech[8000:40000])[-25:]
+    assert np.allclose(vecs[4, :384], states.mean(0), atol=1e-5)
+    assert np.allclose(vecs[4, 384:768], states.std(0), atol=1e-5)
+
+
+def test_items_do_not_depend_on_chunking(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    ref = _push_in_chunks(embedder, speech, [len(speech)])
+    for sizes in ([320], [1600, 7, 16000, 333], [8000]):
+        got = _push_in_chunks(embedder, speech, sizes)
+        assert [g.pts_ns for g in got] == [r.pts_ns for r in ref]
+        assert all(np.array_equal(g.vector(), r.vector()) for g, r in zip(got, ref))
+
+
+def test_no_look_ahead(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    """What follows a hop never changes its item: the same first 2 s, then speech or silence."""
+    first = _push_in_chunks(embedder, np.concatenate([speech[:32000], np.zeros(16000, np.float32)]), [4000])
+    other = _push_in_chunks(embedder, np.concatenate([speech[:32000], speech[::-1][:16000]]), [4000])
+    assert all(np.array_equal(a.vector(), b.vector()) for a, b in zip(first[:4], other[:4]))
+    assert not np.array_equal(first[4].vector(), other[4].vector())
+
+
+def test_a_stream_starting_off_the_grid_gives_a_partial_first_hop(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    times, vecs = voice_embeddings_array(speech[:16000], start_ns=S // 4, embedder=embedder)
+    # samples cover [0.25 s, 1.25 s): hops [0.25, 0.5) partial, [0.5, 1.0) full, [1.0, 1.25) partial
+    assert times.tolist() == [S // 4, S // 2, S]
+    assert vecs[:, 768].tolist() == pytest.approx([0.48, 1.0, 0.48])
+
+
+def test_gaps_and_overlaps(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    e = embedder
+    e.flush()
+    gaps = e.stats.gaps
+    items = e.push(AudioChunk(0, speech[:12000], SR))  # [0, 0.75 s)
+    items += e.push(AudioChunk(2 * S, speech[12000:24000], SR))  # a 1.25 s hole, then [2.0, 2.75 s)
+    items += e.push(AudioChunk(2 * S + 500_000_000, speech[20000:28000], SR))  # overlaps by 0.25 s
+    items += e.flush()
+    assert e.stats.gaps == gaps + 1
+    # [0, 0.5) full; [0.5, 0.75) flushed at the gap; [2.0, 2.5) and [2.5, 3.0) after it
+    assert [(it.pts_ns, it.end_ns) for it in items] == [(0, S // 2), (S // 2, 3 * S // 4), (2 * S, 5 * S // 2), (5 * S // 2, 3 * S)]
+
+
+def test_silence_gives_finite_items(embedder: VoiceEmbedder) -> None:
+    times, vecs = voice_embeddings_array(np.zeros(SR * 2, np.float32), embedder=embedder)
+    assert len(times) == 4 and np.isfinite(vecs).all()
+
+
+def test_too_little_audio_gives_no_item(embedder: VoiceEmbedder) -> None:
+    times, vecs = voice_embeddings_array(np.zeros(1000, np.float32), embedder=embedder)  # 62 ms
+    assert times.shape == (0,) and vecs.shape == (0, VOICE_EMBEDDING_DIM)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "error", "match"),
+    [
+        (AudioChunk(0, np.zeros(1600, np.float32), 8000), ConfigError, "8000 Hz"),
+        (AudioChunk(0, np.zeros(1600, np.int16), SR), MediaError, "float32"),
+        (AudioChunk(0, np.zeros((1600, 2), np.float32), SR), MediaError, "mono"),
+        (AudioChunk(0, np.full(1600, np.nan, np.float32), SR), MediaError, "NaN"),
+        ("not a chunk", MediaError, "AudioChunk"),
+    ],
+)
+def test_bad_chunks_are_refused_by_name(embedder: VoiceEmbedder, chunk, error, match) -> None:
+    with pytest.raises(error, match=match):
+        embedder.push(chunk)
+
+
+def test_settings_are_checked() -> None:
+    for bad in (0.05, "0.5", None, True, float("inf")):
+        with pytest.raises(ConfigError, match="hop_s"):
+            VoiceEmbeddingSettings(hop_s=bad)
+    for bad in (float("nan"), 0.5, -1, "1"):
+        with pytest.raises(ConfigError, match="gap_tolerance_ns"):
+            VoiceEmbeddingSettings(gap_tolerance_ns=bad)
+    with pytest.raises(ConfigError, match="context_s"):
+        VoiceEmbeddingSettings(context_s=0.2)
+    with pytest.raises(ConfigError, match="context_s"):
+        VoiceEmbeddingSettings(context_s=float("nan"))
+    from streamline.speech import WhisperSettings
+
+    with pytest.raises(ConfigError, match="tiny.en"):
+        VoiceEmbeddingSettings(whisper=WhisperSettings(model="whisper-base"))
