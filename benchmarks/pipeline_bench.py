@@ -2,7 +2,7 @@
 
 Figures (the last line printed is one JSON object with all of them):
 
-* ``rtf``: the whole pipeline (face at 15 fps with expression, voice features,
+* ``rtf``: the whole pipeline (face at 15 fps with expression, voice embeddings,
   streaming Whisper tiny.en with text features, synchronizer, fusion) on the 60 s
   talking-head clip ``talking_head/edtalk/pose_source2.mp4``, as fast as possible:
   seconds from the start of decoding to the last estimate, per second of media.

@@ -214,12 +214,15 @@ def evaluate_items(
             try:
                 ff = file_features(item, mods, embedder=embedder)
             except StreamlineError as exc:
-                log.warning("evaluate: %s: %s", item.path, exc)
-                errors.append({"path": str(item.path), "error": str(exc)})
+                msg = str(exc).removeprefix(f"{item.path}: ")  # the path is said once, beside the error
+                log.warning("evaluate: %s: %s", item.path, msg)
+                errors.append({"path": str(item.path), "error": msg})
                 continue
             have = ff.available
             if not have:
                 msg = f"none of the requested modalities ({', '.join(mods)}) is in this file"
+                if ff.voice is not None:  # it has audio, too short for one voice item
+                    msg += " (its audio is shorter than the 0.1 s a voice item needs)"
                 log.warning("evaluate: %s: %s", item.path, msg)
                 errors.append({"path": str(item.path), "error": msg})
                 continue

@@ -244,6 +244,9 @@ def _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter
                 item = events.get(0.2)
             except StopIteration:
                 if pipeline.error is None:
+                    if n_est == 0:  # never a silent empty result
+                        notes.append(f"{cmd}: note: no estimates: no window of {args.input} held data of the selected "
+                                     "modalities (the media may be too short: a voice hop needs 0.1 s of audio)")
                     say_notes()
                 break
             if item is not None:

@@ -137,3 +137,27 @@ def test_settings_are_checked() -> None:
 
     with pytest.raises(ConfigError, match="tiny.en"):
         VoiceEmbeddingSettings(whisper=WhisperSettings(model="whisper-base"))
+
+
+def test_a_source_that_restarts_its_clock_starts_a_new_segment(embedder: VoiceEmbedder, speech: np.ndarray, caplog) -> None:
+    """A chunk far (> 1 s) before the audio so far is a restart, not an overlap to drop."""
+    embedder.flush()
+    first = embedder.push(AudioChunk(3600 * S, speech[:16000], SR))
+    with caplog.at_level("WARNING"):
+        again = embedder.push(AudioChunk(0, speech[:16000], SR)) + embedder.flush()
+    assert [it.pts_ns for it in first] == [3600 * S, 3600 * S + S // 2]
+    assert [it.pts_ns for it in again][:2] == [0, S // 2] and "went back" in caplog.text
+
+
+def test_out_of_range_samples_are_clipped_not_turned_into_nan(embedder: VoiceEmbedder) -> None:
+    times, vecs = voice_embeddings_array(np.full(SR, 3e38, np.float32), embedder=embedder)
+    assert len(times) == 2 and np.isfinite(vecs).all()
+
+
+def test_push_after_close_is_refused() -> None:
+    from streamline.errors import ClosedError
+
+    e = VoiceEmbedder()
+    e.close()
+    with pytest.raises(ClosedError, match="after close"):
+        e.push(AudioChunk(0, np.zeros(160, np.float32), SR))

@@ -73,6 +73,9 @@ def test_evaluate_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.Capture
     # text only, but no transcript: nothing to evaluate, said in one line
     assert main(["evaluate", "--manifest", str(tmp_path / "n.csv"), "--modalities", "text"]) == 1
     assert "none of the 1 files could be evaluated" in capsys.readouterr().err
+    # voice windows are whole 0.5 s hops
+    assert main(["evaluate", "--manifest", str(tmp_path / "n.csv"), "--modalities", "voice", "--hop", "0.25"]) == 1
+    assert "--hop 0.25 must be a multiple of the 0.5 s voice hop" in capsys.readouterr().err
 
 
 def test_operator_on_the_bundled_clip_through_the_real_pipeline(bundled_clip: Path) -> None:

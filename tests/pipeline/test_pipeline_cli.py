@@ -16,6 +16,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from streamline.cli import main
@@ -171,3 +172,17 @@ def test_bad_options_are_refused(bundled_clip, tmp_path, capsys):
     assert "unknown modality smell" in capsys.readouterr().err
     assert main(["analyze", str(bundled_clip), "--window", "2.1"]) == 1
     assert "--window 2.1" in capsys.readouterr().err
+
+
+def test_media_too_short_for_any_window_says_so(tmp_path, capsys):
+    """Never a silent empty result: 50 ms of audio gives no estimate and a note saying why."""
+    import wave
+
+    path = tmp_path / "blip.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.random.default_rng(0).standard_normal(800) * 3000).astype(np.int16).tobytes())
+    assert main(["analyze", str(path), "--modalities", "voice", "--no-progress", "--out", str(tmp_path / "e.jsonl")]) == 0
+    assert "no estimates" in capsys.readouterr().err
