@@ -252,7 +252,7 @@ def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool 
         stream: where the terminal view writes (standard output by default).
 
     Returns:
-        The exit code (0).
+        The exit code: 0, or 130 when stopped with Ctrl-C (the outputs are complete either way).
 
     Raises:
         DeviceError: a device cannot be opened.
@@ -277,6 +277,7 @@ def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool 
     state = LiveState()
     deadline = None if duration_s is None else time.monotonic() + duration_s + 30.0
     stop_at = None if duration_s is None or synthetic else time.monotonic() + duration_s
+    interrupted = False
     try:
         events = pipeline.iter_events()
         while True:
@@ -297,8 +298,8 @@ def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool 
                 break
             if window is not None and not window.show(pipeline.latest_frame(), state):
                 break
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # the usual way to end a live session; outputs are closed below
+        interrupted = True
     finally:
         pipeline.close()
         if window is not None:
@@ -309,4 +310,4 @@ def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool 
             print(format_metrics(pipeline.metrics()), file=sys.stderr)
     if pipeline.error is not None:
         raise pipeline.error
-    return 0
+    return 130 if interrupted else 0  # the CLI's convention for Ctrl-C

@@ -186,3 +186,26 @@ def test_media_too_short_for_any_window_says_so(tmp_path, capsys):
         w.writeframes((np.random.default_rng(0).standard_normal(800) * 3000).astype(np.int16).tobytes())
     assert main(["analyze", str(path), "--modalities", "voice", "--no-progress", "--out", str(tmp_path / "e.jsonl")]) == 0
     assert "no estimates" in capsys.readouterr().err
+
+
+def test_webcam_ctrl_c_exits_130_with_complete_output(tmp_path):
+    """The live demo's usual ending, Ctrl-C, follows the CLI convention (130) and keeps its output."""
+    out = tmp_path / "live.jsonl"
+    proc = subprocess.Popen(_cli("webcam", "--headless", "--synthetic", "--modalities", "face,voice", "--out", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and '"type":"estimate"' in out.read_text():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the live run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert any(r["type"] == "estimate" for r in _lines(out))  # every line complete JSON
