@@ -29,3 +29,11 @@ def shared_data() -> Path:
 def bundled_clip() -> Path:
     """The GRID clip shipped in examples/media."""
     return BUNDLED_CLIP
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that reads ../shared/data, directly or through another fixture, ``shared_data``
+    (so ``-m "not shared_data"`` selects exactly what runs without it)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)

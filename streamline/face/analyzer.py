@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..errors import ClosedError, ConfigError, ModelNotFoundError, TimestampError
 from ..models import MODELS, resolve_model, sha256_of
 from ..types import VideoFrame
@@ -383,6 +384,7 @@ class FaceAnalyzer:
         self.settings = settings if settings is not None else FaceSettings()
         s = self.settings
         self.stats = stats if stats is not None else FaceStats()
+        require("mediapipe", "face")  # name the missing extra before the missing model it also carries
         self._model_path = _resolve("face_landmarker", s.model_dir)
         _verify(self._model_path, FACE_LANDMARKER_SHA256, "face landmarker model")
         self._lock = threading.RLock()
