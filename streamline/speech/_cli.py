@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _word_json(word) -> str:  # noqa: ANN001 - streamline.types.Word
-    return json.dumps(word.as_dict(), ensure_ascii=False)
+    return json.dumps(word.as_dict(), ensure_ascii=False, separators=(",", ":"))  # compact, as analyze and faces write
 
 
 def _run(args: argparse.Namespace) -> int:
