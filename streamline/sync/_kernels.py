@@ -174,8 +174,10 @@ def _intervals_batch(starts, ends, values, win_starts, length, grid_n):  # pragm
         span = ends[i] - starts[i]
         if span > maxlen:
             maxlen = span
-    # pass 1: count
+    # pass 1: each window's candidate range [lbs[k], ubs[k]) and its count
     offsets = np.zeros(K + 1, np.int64)
+    lbs = np.empty(K, np.int64)
+    ubs = np.empty(K, np.int64)
     lb = 0
     ub = 0
     for k in range(K):
@@ -187,6 +189,8 @@ def _intervals_batch(starts, ends, values, win_starts, length, grid_n):  # pragm
             ub = lb
         while ub < n and starts[ub] < b:
             ub += 1
+        lbs[k] = lb
+        ubs[k] = ub
         c = 0
         for i in range(lb, ub):
             s = starts[i]
@@ -201,17 +205,11 @@ def _intervals_batch(starts, ends, values, win_starts, length, grid_n):  # pragm
     grid = np.zeros((K, grid_n, d), np.float32)
     mask = np.zeros((K, grid_n), np.bool_)
     # pass 2: fill, coverage, grid
-    lb = 0
-    ub = 0
     for k in range(K):
         a = win_starts[k]
         b = a + length
-        while lb < n and starts[lb] < a - maxlen:
-            lb += 1
-        if ub < lb:
-            ub = lb
-        while ub < n and starts[ub] < b:
-            ub += 1
+        lb = lbs[k]
+        ub = ubs[k]
         w = offsets[k]
         cur = a
         cov = 0
