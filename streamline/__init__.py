@@ -66,6 +66,7 @@ _LAZY: dict[str, str] = {
     "analyze_faces": "streamline.face",
     "FaceAnalyzer": "streamline.face",
     "FaceSettings": "streamline.face",
+    "quiet_native_stderr": "streamline._quiet",
 }
 
 __all__ = [

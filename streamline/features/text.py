@@ -209,12 +209,18 @@ class TextEncoder:
         st = require("sentence_transformers", "asr")
         vader = require("vaderSentiment.vaderSentiment", "asr")
         self._torch = require("torch", "asr")
+        hf_logging = require("transformers.utils.logging", "asr")
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar for a local 90 MB model is noise
         try:
             self._model = st.SentenceTransformer(str(self.model_path), device="cpu")
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"could not load the sentence-transformers model at {self.model_path}: {exc}"
             ) from exc
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim != TEXT_EMBEDDING_DIM:

@@ -143,8 +143,8 @@ def _settings(args: argparse.Namespace) -> Any:
     try:
         return dataclasses.replace(settings, **changes) if changes else settings
     except ConfigError as exc:  # name the option, not the settings field
-        raise ConfigError(str(exc).replace("PipelineSettings.length_s=", "--window ")
-                          .replace("PipelineSettings.hop_s=", "--hop ")) from None
+        msg = str(exc).replace("PipelineSettings.length_s=", "--window ").replace("PipelineSettings.hop_s=", "--hop ")
+        raise ConfigError(msg.replace(" (PipelineSettings.voice.hop_s)", "")) from None
 
 
 def _analyze(args: argparse.Namespace) -> int:

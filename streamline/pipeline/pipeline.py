@@ -458,10 +458,17 @@ class Pipeline:
         settings = settings if settings is not None else PipelineSettings()
         settings = dataclasses.replace(settings, face=dataclasses.replace(settings.face, live=True))
         mods = tuple(m for m in settings.modalities if (m == "face" and video) or (m != "face" and audio))
+        if not mods:
+            raise ConfigError(f"synthetic devices: none of the modalities {settings.modalities} has its device "
+                              f"(video={video}, audio={audio})")
+        # open only the devices the modalities read: a source waits for every stream it opened
+        want_video = "face" in mods
+        want_audio = "voice" in mods or "text" in mods
         models, owned = _preload(models, settings, mods)
         session = SessionClock()
         try:
-            source = synthetic(video=video, audio=audio, size=size, fps=fps, duration_s=duration_s, session=session)
+            source = synthetic(video=want_video, audio=want_audio, size=size, fps=fps, duration_s=duration_s,
+                               session=session)
         except BaseException:
             models.close(owned)
             raise

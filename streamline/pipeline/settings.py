@@ -123,8 +123,8 @@ class PipelineSettings:
                 if not _is_multiple(getattr(self, name), hop):
                     raise ConfigError(
                         f"PipelineSettings.{name}={getattr(self, name)} does not suit the voice modality: windows "
-                        f"are made of whole voice hops, so it must be a multiple of voice.hop_s={hop} s "
-                        "(set voice=VoiceEmbeddingSettings(hop_s=...) for a finer hop)")
+                        f"are made of whole voice hops, so it must be a multiple of the {hop} s voice hop "
+                        "(PipelineSettings.voice.hop_s)")
 
 
 def _is_multiple(x: float, step: float) -> bool:

@@ -127,3 +127,18 @@ def test_the_overlay_draws_the_face_box_bars_and_transcript(bundled_clip):
     top_bar = img[24 - 6, 95 + 5]                           # inside the first emotion bar (orange, BGR)
     assert top_bar[2] > 150 and top_bar[0] < 80
     assert img[h - 5, 2].mean() < frame.image[h - 5, 2].mean()   # the transcript band darkens the bottom
+
+
+@pytest.mark.parametrize("modality", ["voice", "face"])
+def test_synthetic_run_with_one_modality_gets_its_data(modality, models):
+    """Only the device a modality reads is opened (a source waits for every stream it opened)."""
+    from streamline.pipeline import Pipeline, PipelineSettings
+
+    with Pipeline.from_synthetic(PipelineSettings(modalities=modality), duration_s=3.0, models=models) as pipeline:
+        ests = pipeline.run(timeout_s=60)
+        metrics = pipeline.metrics()
+    assert ests and metrics["media_s"] >= 2.0
+    if modality == "voice":
+        assert all(e.modalities == ("voice",) for e in ests[:3])
+    else:  # the test pattern holds no face, but every frame was analysed
+        assert metrics["faces"] >= 30 and metrics["faces_present"] == 0
