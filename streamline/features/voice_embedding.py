@@ -5,7 +5,7 @@ and standard deviation, over the hop's 20 ms frames, of Whisper tiny.en's
 encoder output (384-d, int8 CTranslate2, the same model files as speech
 recognition). The encoder sees the hop plus the ``context_s - hop_s`` seconds
 before it (no look-ahead), on the unpadded log-mel of that audio rather than
-Whisper's 30 s input: 2 s cost about 6 ms on one core.
+Whisper's 30 s input: 2 s cost about 5.4 ms on one idle core.
 
 Why these numbers: speech-emotion recognition from pooled self-supervised or
 ASR encoder states beats hand-made prosodic features (Pepino et al., "Emotion
