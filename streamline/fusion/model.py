@@ -87,7 +87,8 @@ class FusionConfig:
         n_layers: transformer layers (``attention``).
         dropout: dropout rate in encoders and fusion.
         window_s: the window length the model was trained for, seconds.
-        voice_rate_hz: voice grid rate the model expects (frames per second).
+        voice_rate_hz: voice items per second the model was trained on (2: one per 0.5 s hop;
+            training crops and clip windows are counted in items).
         face_rate_hz: face grid rate the model expects.
     """
 
