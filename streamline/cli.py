@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StreamlineError as exc:
-        print(f"streamline {args.command}: error: {exc}", file=sys.stderr)
+        msg = str(exc)
+        for prefix in (f"streamline {args.command}: ", f"{args.command}: "):  # said once, in front
+            msg = msg.removeprefix(prefix)
+        print(f"streamline {args.command}: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"streamline {args.command}: interrupted", file=sys.stderr)

@@ -40,6 +40,12 @@ NS_PER_S = 1_000_000_000
 Clock = Callable[[], int]
 
 
+def is_whole_multiple(x_s: float, step_s: float) -> bool:
+    """True when ``x_s`` is one or more whole steps of ``step_s`` (to 1e-6 of a step); False for NaN/inf."""
+    n = x_s / step_s
+    return math.isfinite(n) and round(n) >= 1 and abs(n - round(n)) < 1e-6
+
+
 def monotonic_clock() -> int:
     """The default session clock: :func:`time.monotonic_ns`."""
     return time.monotonic_ns()

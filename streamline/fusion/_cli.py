@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -90,15 +91,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_manifest, format_evaluation
 
     mods = [m.strip() for m in args.modalities.split(",") if m.strip()]
-    if args.hop <= 0:
-        raise ConfigError(f"--hop must be > 0, got {args.hop}")
+    if not (math.isfinite(args.hop) and args.hop > 0):
+        raise ConfigError(f"--hop must be a positive number of seconds, got {args.hop}")
     quiet = not sys.stderr.isatty()
 
     def progress(k: int, n: int, item: Any) -> None:
         if not quiet:
             print(f"\r[{k + 1}/{n}] {Path(str(item.path)).name[:60]:<60}", end="", file=sys.stderr, flush=True)
 
-    report = evaluate_manifest(args.manifest, modalities=mods, weights_dir=args.weights, hop_s=args.hop, progress=progress)
+    try:
+        report = evaluate_manifest(args.manifest, modalities=mods, weights_dir=args.weights, hop_s=args.hop,
+                                   progress=progress)
+    except ConfigError as exc:  # name the option, not the argument
+        raise ConfigError(str(exc).replace("hop_s=", "--hop ").replace("window_s=", "--window ")) from None
     if not quiet:
         print(file=sys.stderr)
     print(format_evaluation(report))

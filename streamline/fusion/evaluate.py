@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, StreamlineError
+from ..timeline import is_whole_multiple
 from .datasets import LabeledItem, load_manifest
 from .metrics import classification_report, format_report
 from .recognizer import EmotionRecognizer, RecognizerSettings, WindowInputs
@@ -190,13 +192,16 @@ def evaluate_items(
     own = recognizer is None
     rec = recognizer or EmotionRecognizer(RecognizerSettings(weights_dir=weights_dir))
     win = window_s if window_s is not None else rec.window_s
-    if "voice" in mods:  # windows of whole voice hops, as in the pipeline
-        for name, v in (("hop", hop_s), ("window", win)):
-            if not (v > 0 and abs(v / _VOICE_HOP_S - round(v / _VOICE_HOP_S)) < 1e-6):
-                if own:
-                    rec.close()
-                raise ConfigError(f"evaluate: --{name} {v} must be a multiple of the {_VOICE_HOP_S} s voice hop "
-                                  "when voice is evaluated")
+    for name, v in (("hop_s", hop_s), ("window_s", win)):
+        bad = None
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            bad = "must be a positive number of seconds"
+        elif "voice" in mods and not is_whole_multiple(v, _VOICE_HOP_S):  # whole voice hops, as in the pipeline
+            bad = f"must be a multiple of the {_VOICE_HOP_S} s voice hop when voice is evaluated"
+        if bad:
+            if own:
+                rec.close()
+            raise ConfigError(f"evaluate: {name}={v} {bad}")
     per_subset: dict[str, tuple[list[int], list[np.ndarray]]] = {}
     overall_y: list[int] = []
     overall_p: list[np.ndarray] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -143,8 +144,11 @@ def _settings(args: argparse.Namespace) -> Any:
     try:
         return dataclasses.replace(settings, **changes) if changes else settings
     except ConfigError as exc:  # name the option, not the settings field
-        msg = str(exc).replace("PipelineSettings.length_s=", "--window ").replace("PipelineSettings.hop_s=", "--hop ")
-        raise ConfigError(msg.replace(" (PipelineSettings.voice.hop_s)", "")) from None
+        msg = str(exc).replace(" (PipelineSettings.voice.hop_s)", "")
+        for field, option in (("length_s", "--window"), ("hop_s", "--hop")):
+            msg = msg.replace(f"PipelineSettings.{field}=", f"{option} ").replace(f"PipelineSettings.{field}", option)
+            msg = msg.replace(f"{field} (", f"{option} (")
+        raise ConfigError(msg.replace("PipelineSettings: ", "")) from None
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -258,6 +262,10 @@ def _webcam(args: argparse.Namespace) -> int:
     _prepare_env(getattr(args, "verbose", 0))
     from .live_view import run_webcam
 
+    from ..errors import ConfigError
+
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration}")
     settings = _settings(args)
     with quiet_native_stderr(not getattr(args, "verbose", 0)):
         return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, duration_s=args.duration,

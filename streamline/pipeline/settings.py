@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..face.analyzer import FaceSettings
 from ..features.text import TextSettings
 from ..features.voice_embedding import VoiceEmbeddingSettings
+from ..timeline import is_whole_multiple
 from ..fusion.recognizer import RecognizerSettings
 from ..speech.asr import AsrSettings
 
@@ -114,22 +115,17 @@ class PipelineSettings:
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"PipelineSettings.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         # windows must hold whole face grid points (15 Hz) and whole voice hops
-        if "face" in self.modalities and not _is_multiple(self.length_s, 1 / 15):
+        if "face" in self.modalities and not is_whole_multiple(self.length_s, 1 / 15):
             raise ConfigError(f"PipelineSettings.length_s={self.length_s} does not suit the face modality "
                               "(its grid is 15 Hz): use a multiple of 1/15 s, such as 1, 2 or 3 s")
         if "voice" in self.modalities:
             hop = self.voice.hop_s
             for name in ("length_s", "hop_s"):
-                if not _is_multiple(getattr(self, name), hop):
+                if not is_whole_multiple(getattr(self, name), hop):
                     raise ConfigError(
                         f"PipelineSettings.{name}={getattr(self, name)} does not suit the voice modality: windows "
                         f"are made of whole voice hops, so it must be a multiple of the {hop} s voice hop "
                         "(PipelineSettings.voice.hop_s)")
-
-
-def _is_multiple(x: float, step: float) -> bool:
-    n = x / step
-    return abs(n - round(n)) < 1e-6
 
 
 Operator = Callable[[Any], Any]

@@ -75,7 +75,11 @@ def test_evaluate_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.Capture
     assert "none of the 1 files could be evaluated" in capsys.readouterr().err
     # voice windows are whole 0.5 s hops
     assert main(["evaluate", "--manifest", str(tmp_path / "n.csv"), "--modalities", "voice", "--hop", "0.25"]) == 1
-    assert "--hop 0.25 must be a multiple of the 0.5 s voice hop" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--hop 0.25 must be a multiple of the 0.5 s voice hop" in err and "error: evaluate:" not in err
+    for hop in ("nan", "inf"):
+        assert main(["evaluate", "--manifest", str(tmp_path / "n.csv"), "--modalities", "text", "--hop", hop]) == 1
+        assert "--hop must be a positive number of seconds" in capsys.readouterr().err
 
 
 def test_operator_on_the_bundled_clip_through_the_real_pipeline(bundled_clip: Path) -> None:

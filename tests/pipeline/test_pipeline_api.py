@@ -170,6 +170,8 @@ def test_settings_are_checked():
         PipelineSettings(length_s=1.2, modalities="voice")
     with pytest.raises(ConfigError, match="hop_s=0.25 does not suit the voice modality"):
         PipelineSettings(hop_s=0.25)
+    with pytest.raises(ConfigError, match="does not suit the voice modality"):
+        PipelineSettings(hop_s=1e-7, modalities="voice")  # rounds to zero hops: not a whole multiple
     assert PipelineSettings(length_s=1.5, modalities="voice,text").length_s == 1.5
     assert PipelineSettings(hop_s=0.25, voice=VoiceEmbeddingSettings(hop_s=0.25)).hop_s == 0.25
     assert PipelineSettings(hop_s=0.25, modalities="face,text").hop_s == 0.25

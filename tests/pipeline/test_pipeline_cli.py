@@ -209,3 +209,11 @@ def test_webcam_ctrl_c_exits_130_with_complete_output(tmp_path):
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert any(r["type"] == "estimate" for r in _lines(out))  # every line complete JSON
+
+
+def test_option_errors_name_the_option(bundled_clip, capsys):
+    """Settings errors come back under the option's name, before any model loads."""
+    assert main(["analyze", str(bundled_clip), "--hop", "3"]) == 1
+    assert "--hop (3.0) must not exceed --window (2.0)" in capsys.readouterr().err
+    assert main(["webcam", "--headless", "--synthetic", "--duration", "nan"]) == 1
+    assert "--duration must be a positive number of seconds" in capsys.readouterr().err
