@@ -197,8 +197,8 @@ class VoiceEmbedder:
     Args:
         settings: how to compute (default :class:`VoiceEmbeddingSettings()`).
         recognizer: a loaded :class:`~streamline.speech.WhisperRecognizer` for
-            tiny.en to share (its lock serialises encoder calls with its decodes,
-            so give a live pipeline's embedder a model of its own).
+            tiny.en to share. With ``WhisperSettings.workers`` >= 2 an encode runs
+            beside a decode; with 1 they take turns (the pipeline loads 2).
 
     Raises:
         ConfigError: bad settings, or a shared recognizer that is not tiny.en.

@@ -72,8 +72,9 @@ class PipelineModels:
     Args:
         whisper: a :class:`~streamline.speech.WhisperRecognizer` (thread-safe, shareable).
         voice_encoder: a :class:`~streamline.speech.WhisperRecognizer` for tiny.en that
-            the voice embeddings run (a model of its own, so that an embedding never
-            waits behind a speech decode).
+            the voice embeddings run. Loaded by the pipeline, it is the same object as
+            ``whisper``, with two CTranslate2 workers sharing the weights, so that an
+            embedding never waits behind a speech decode.
         text_encoder: a :class:`~streamline.features.TextEncoder`.
         emotion: an :class:`~streamline.fusion.EmotionRecognizer`.
     """
@@ -107,15 +108,19 @@ class PipelineModels:
         """Load what is missing; the names loaded here (owned by the caller) are appended to
         ``loaded`` as they load (so a failure half-way still tells what to close)."""
         loaded = [] if loaded is None else loaded
-        if "text" in modalities and self.whisper is None:
-            from ..speech.whisper import WhisperRecognizer
+        from ..speech.whisper import WhisperRecognizer
 
-            self.whisper = WhisperRecognizer(settings.asr.whisper)
+        asr_w, voice_w = settings.asr.whisper, settings.voice.whisper
+        if ("text" in modalities and "voice" in modalities and self.whisper is None and self.voice_encoder is None
+                and _one_model_serves_both(asr_w, voice_w)):
+            # one copy of tiny.en with two CTranslate2 workers: decodes and voice embeddings run side by side
+            self.whisper = self.voice_encoder = WhisperRecognizer(dataclasses.replace(asr_w, workers=max(2, asr_w.workers)))
+            loaded += ["whisper", "voice_encoder"]
+        if "text" in modalities and self.whisper is None:
+            self.whisper = WhisperRecognizer(asr_w)
             loaded.append("whisper")
         if "voice" in modalities and self.voice_encoder is None:
-            from ..speech.whisper import WhisperRecognizer
-
-            self.voice_encoder = WhisperRecognizer(settings.voice.whisper)
+            self.voice_encoder = WhisperRecognizer(voice_w)
             loaded.append("voice_encoder")
         if "text" in modalities and self.text_encoder is None:
             from ..features.text import TextEncoder
@@ -985,6 +990,12 @@ class Pipeline:
         out["modality_coverage"] = {m: round(self._modality_counts[m] / n, 4) if n else 0.0
                                     for m in self.info.modalities}
         return out
+
+
+def _one_model_serves_both(asr: Any, voice: Any) -> bool:
+    """Whether the speech and voice-embedding Whisper settings load the same model files the same way."""
+    same = ("model", "model_dir", "cache_dir", "compute_type")
+    return all(getattr(asr, f) == getattr(voice, f) for f in same)
 
 
 def _time_of(item: Any) -> int:

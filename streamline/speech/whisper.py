@@ -109,6 +109,9 @@ class WhisperSettings:
             20 s. ``(30.0,)`` restores Whisper's behaviour.
         encoder_margin_s: at least this much padding after the audio (s). Without it
             tiny.en loops ("ask, ask, ask...") on windows that fill the encoder input.
+        workers: CTranslate2 workers, which share one copy of the weights: with 2, a
+            :meth:`WhisperRecognizer.decode` and a :meth:`WhisperRecognizer.encode`
+            (voice embeddings) run at the same time; with 1 they take turns.
     """
 
     model: str = "whisper-tiny.en"
@@ -120,6 +123,7 @@ class WhisperSettings:
     language: str | None = None
     encoder_windows_s: tuple[float, ...] = (10.0, 20.0, 30.0)
     encoder_margin_s: float = 2.0
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in ("whisper-tiny.en", "whisper-base"):
@@ -128,6 +132,8 @@ class WhisperSettings:
             raise ConfigError(f"WhisperSettings: cpu_threads must be >= 1, got {self.cpu_threads}")
         if self.beam_size < 1:
             raise ConfigError(f"WhisperSettings: beam_size must be >= 1, got {self.beam_size}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 1 <= self.workers <= 8:
+            raise ConfigError(f"WhisperSettings: workers must be an int in [1, 8], got {self.workers!r}")
         try:
             windows = tuple(float(w) for w in self.encoder_windows_s)
         except (TypeError, ValueError):
@@ -391,12 +397,13 @@ class WhisperRecognizer:
         try:
             self._model = fw.WhisperModel(
                 str(self.model_path), device="cpu", compute_type=self.settings.compute_type,
-                cpu_threads=self.settings.cpu_threads, num_workers=1, local_files_only=True,
+                cpu_threads=self.settings.cpu_threads, num_workers=self.settings.workers, local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelNotFoundError(f"{self.model_path}: cannot load as a CTranslate2 Whisper model ({exc})") from exc
         log.info("loaded %s from %s in %.2f s", self.settings.model, self.model_path, time.perf_counter() - started)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one decode at a time (prompt tokens, retries)
+        self._encode_lock = threading.Lock()  # one encoder-only call at a time, beside a decode
         self._closed = False
         self._tokenizers: dict[str, Any] = {}
 
@@ -549,7 +556,7 @@ class WhisperRecognizer:
         """
         ctranslate2 = require("ctranslate2", "asr")
         audio = self._checked_audio(audio, "encode")
-        with self._lock:
+        with self._encode_lock:
             if self._closed:  # closed while this call waited for the lock
                 raise ClosedError("WhisperRecognizer: encode() after close()")
             fe = self._model.feature_extractor
@@ -566,7 +573,7 @@ class WhisperRecognizer:
 
     def close(self) -> None:
         """Release the model (idempotent)."""
-        with self._lock:
+        with self._lock, self._encode_lock:
             self._closed = True
             self._model = None  # type: ignore[assignment]
 

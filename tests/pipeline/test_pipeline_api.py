@@ -278,3 +278,20 @@ def test_realtime_replay_uses_the_live_path(models, bundled_clip, grid_run):
     assert lat["total"]["count"] >= 2                             # windows ending by 2.0 and 2.5 s (later ones are flushed)
     assert lat["excluding_words"]["p50_ms"] <= lat["total"]["p50_ms"] + 1e-6
     assert all(e.modalities for e in ests[:4])
+
+
+def test_speech_and_voice_embeddings_share_one_whisper_with_two_workers(models, bundled_clip):
+    """One copy of tiny.en serves both stages; an encode beside a decode gives what it gives alone."""
+    from streamline.sources import read_audio
+
+    assert models.whisper is models.voice_encoder and models.whisper.settings.workers == 2
+    audio = read_audio(bundled_clip, sample_rate_hz=16000).samples
+    alone = models.voice_encoder.encode(audio[:32000])
+    words_alone = [w.text for w in models.whisper.decode(audio).words]
+    results: dict[str, object] = {}
+    decoding = threading.Thread(target=lambda: results.__setitem__("words", models.whisper.decode(audio).words))
+    decoding.start()
+    beside = [models.voice_encoder.encode(audio[:32000]) for _ in range(5)]
+    decoding.join(60)
+    assert [w.text for w in results["words"]] == words_alone
+    assert all(np.allclose(b, alone, atol=1e-4) for b in beside)
