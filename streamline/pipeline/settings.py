@@ -33,7 +33,10 @@ def parse_modalities(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...
     Raises:
         ConfigError: an unknown or empty selection.
     """
-    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"modalities must be a comma-separated string or a sequence of names, got {value!r}")
+    names = [v.strip().lower() for v in items if v.strip()]
     unknown = sorted(set(names) - set(MODALITY_NAMES))
     if unknown:
         raise ConfigError(f"unknown modality {', '.join(unknown)}: choose from {', '.join(MODALITY_NAMES)}")

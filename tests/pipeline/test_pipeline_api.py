@@ -163,6 +163,9 @@ def test_settings_are_checked():
     with pytest.raises(ConfigError, match="hop_s"):
         PipelineSettings(hop_s=3.0)
     assert PipelineSettings(modalities="text,face").modalities == ("face", "text")
+    for bad in (None, b"face", ["face", 3]):
+        with pytest.raises(ConfigError, match="modalities must be"):
+            PipelineSettings(modalities=bad)
     # windows hold whole face grid points (15 Hz) and whole voice hops (0.5 s by default)
     with pytest.raises(ConfigError, match="face modality"):
         PipelineSettings(length_s=1.5)
