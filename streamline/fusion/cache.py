@@ -167,8 +167,8 @@ def augment_text(text: str, variant: int, rng: np.random.Generator) -> str:
 def build_voice_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0, variants: int = VOICE_VARIANTS,
                       progress: Callable[[str], None] | None = None) -> Path:
     """Decode each item's audio (``read_audio``), augment, run the :class:`~streamline.features.VoiceEmbedder`; save ``path``."""
-    from ..features.voice_embedding import VoiceEmbedder
-    from .extract import audio_file_features, voice_features_of
+    from ..features.voice_embedding import VoiceEmbedder, voice_embeddings_array
+    from .extract import audio_file_features
 
     meta = _meta("voice", items, variants, seed)
     if _fresh(path, meta):
@@ -183,7 +183,7 @@ def build_voice_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0
             samples, _, f0 = audio_file_features(it.path, embedder=embedder)
             rng = np.random.default_rng([seed, i])
             for v in range(variants):
-                f = f0 if v == 0 else voice_features_of(augment_audio(samples, v, rng), embedder=embedder)[1]
+                f = f0 if v == 0 else voice_embeddings_array(augment_audio(samples, v, rng), embedder=embedder)[1]
                 offsets[i, v] = pos
                 feats.append(f.astype(np.float32))
                 pos += f.shape[0]

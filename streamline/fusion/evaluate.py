@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, StreamlineError
+from ..features.voice_embedding import VoiceEmbeddingSettings
 from ..timeline import is_whole_multiple
 from .datasets import LabeledItem, load_manifest
 from .metrics import classification_report, format_report
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _CLS = {c: i for i, c in enumerate(CLASSES)}
-_VOICE_HOP_S = 0.5  # VoiceEmbeddingSettings().hop_s, what the voice items of the file are made with
+_VOICE_HOP_S = VoiceEmbeddingSettings().hop_s  # what the files' voice items are made with
 
 
 @dataclass(slots=True)
@@ -192,16 +193,6 @@ def evaluate_items(
     own = recognizer is None
     rec = recognizer or EmotionRecognizer(RecognizerSettings(weights_dir=weights_dir))
     win = window_s if window_s is not None else rec.window_s
-    for name, v in (("hop_s", hop_s), ("window_s", win)):
-        bad = None
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            bad = "must be a positive number of seconds"
-        elif "voice" in mods and not is_whole_multiple(v, _VOICE_HOP_S):  # whole voice hops, as in the pipeline
-            bad = f"must be a multiple of the {_VOICE_HOP_S} s voice hop when voice is evaluated"
-        if bad:
-            if own:
-                rec.close()
-            raise ConfigError(f"evaluate: {name}={v} {bad}")
     per_subset: dict[str, tuple[list[int], list[np.ndarray]]] = {}
     overall_y: list[int] = []
     overall_p: list[np.ndarray] = []
@@ -209,6 +200,12 @@ def evaluate_items(
     errors: list[dict[str, str]] = []
     embedder = None
     try:
+        for name, v in (("hop_s", hop_s), ("window_s", win)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"evaluate: {name}={v} must be a positive number of seconds")
+            if "voice" in mods and not is_whole_multiple(v, _VOICE_HOP_S):  # whole voice hops, as in the pipeline
+                raise ConfigError(f"evaluate: {name}={v} must be a multiple of the {_VOICE_HOP_S} s voice hop "
+                                  "when voice is evaluated")
         if "voice" in mods:
             from ..features.voice_embedding import VoiceEmbedder
 

@@ -48,7 +48,6 @@ __all__ = [
     "face_vector",
     "text_vector",
     "audio_file_features",
-    "voice_features_of",
     "video_file_faces",
     "image_file_rgb",
     "image_face_features",
@@ -88,14 +87,6 @@ def text_vector(embedding: np.ndarray, valence: float) -> np.ndarray:
     return v
 
 
-def voice_features_of(samples: np.ndarray, *, start_ns: int = 0, embedder: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Voice items of 16 kHz mono float audio (:func:`~streamline.features.voice_embeddings_array`):
-    ``(times_ns (m,) int64, vectors (m, 769) float32)``; ``embedder`` is reused when given."""
-    from ..features.voice_embedding import voice_embeddings_array
-
-    return voice_embeddings_array(np.asarray(samples, dtype=np.float32), start_ns=start_ns, embedder=embedder)
-
-
 def audio_file_features(path: str | os.PathLike[str], *, embedder: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode a file's audio at 16 kHz mono and compute its voice items.
 
@@ -111,11 +102,12 @@ def audio_file_features(path: str | os.PathLike[str], *, embedder: Any = None) -
         MediaNotFoundError, CorruptMediaError, NoMediaStreamsError, MediaError: see
         :func:`streamline.sources.read_audio`.
     """
+    from ..features.voice_embedding import voice_embeddings_array
     from ..sources import read_audio
 
     chunk = read_audio(path, sample_rate_hz=16000, fill_gaps=True)
     samples = np.asarray(chunk.samples, dtype=np.float32)
-    times, feats = voice_features_of(samples, start_ns=int(chunk.pts_ns), embedder=embedder)
+    times, feats = voice_embeddings_array(samples, start_ns=int(chunk.pts_ns), embedder=embedder)
     return samples, times, feats
 
 

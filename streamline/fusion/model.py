@@ -56,7 +56,8 @@ from typing import Any
 
 from .._optional import require
 from ..errors import ConfigError
-from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, VOICE_FEATURE_DIM
+from ..features.voice_embedding import ENCODER_DIM  # the voice vector: mean, std (ENCODER_DIM each), weight
+from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM
 from .types import MODALITIES, NUM_CLASSES
 
 torch = require("torch", "fusion")
@@ -68,7 +69,6 @@ __all__ = ["FusionConfig", "FusionNet", "STRATEGIES", "subset_code", "fit_temper
 #: The fusion strategies.
 STRATEGIES = ("concat", "attention", "late")
 
-ENCODER_DIM = VOICE_FEATURE_DIM // 2  # the voice vector: mean, std (ENCODER_DIM each), weight
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .._quiet import prepare_cli_env as _prepare_env
-from .._quiet import quiet_native_stderr
+from .._quiet import quietly
 
 __all__ = ["register"]
 
@@ -51,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hop", type=float, default=0.5, help="hop between estimates in seconds (default 0.5)")
     p.add_argument("--face-fps", type=float, default=15.0, help="video frames analysed per second (default 15)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
-    p.set_defaults(func=_analyze)
+    p.set_defaults(func=quietly(_analyze))
 
     w = subparsers.add_parser(
         "webcam",
@@ -73,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds a window may wait for committed words (default: the pipeline's, 2.0)")
     w.add_argument("--out", "-o", help="also write the estimates and words as JSON lines")
     w.add_argument("--stats", action="store_true", help="print the pipeline metrics to stderr at the end")
-    w.set_defaults(func=_webcam)
+    w.set_defaults(func=quietly(_webcam))
 
 
 class Progress:
@@ -152,7 +151,6 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    _prepare_env(getattr(args, "verbose", 0))
     from ..errors import ConfigError
     from .pipeline import Pipeline
     from .report import ReportBuilder
@@ -161,8 +159,7 @@ def _analyze(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.out and args.report and os.path.abspath(args.out) == os.path.abspath(args.report):
         raise ConfigError("--out and --report name the same file")
-    with quiet_native_stderr(not getattr(args, "verbose", 0)):
-        return _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter, open_estimate_writer)
+    return _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter, open_estimate_writer)
 
 
 def _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter, open_estimate_writer) -> int:  # noqa: ANN001
@@ -259,14 +256,11 @@ def _restore_sigint(previous: Any) -> None:
 
 
 def _webcam(args: argparse.Namespace) -> int:
-    _prepare_env(getattr(args, "verbose", 0))
-    from .live_view import run_webcam
-
     from ..errors import ConfigError
+    from .live_view import run_webcam
 
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration}")
     settings = _settings(args)
-    with quiet_native_stderr(not getattr(args, "verbose", 0)):
-        return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, duration_s=args.duration,
-                          camera=args.camera, microphone=args.microphone, out=args.out, stats=args.stats)
+    return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, duration_s=args.duration,
+                      camera=args.camera, microphone=args.microphone, out=args.out, stats=args.stats)

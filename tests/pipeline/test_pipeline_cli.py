@@ -37,6 +37,27 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "streamline.cli", *args]
 
 
+def _interrupt_after_first_estimate(cmd: list[str], out: Path, *, wait_s: float) -> tuple[int, str]:
+    """Run ``cmd``, send it SIGINT once ``out`` holds an estimate; returns (exit code, stderr)."""
+    # A suite started in the background ('make test &') runs with SIGINT ignored, and a child
+    # inherits that; give the child the default disposition, as a terminal would.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and '"type":"estimate"' in out.read_text():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -99,24 +120,9 @@ def test_ctrl_c_keeps_what_was_computed(bundled_clip, tmp_path):
     clip = repeated_clip(bundled_clip, tmp_path, times=20)
     out = tmp_path / "estimates.jsonl"
     report = tmp_path / "report.html"
-    # A suite started in the background ('make test &') runs with SIGINT ignored, and a child
-    # inherits that; give the child the default disposition, as a terminal would.
-    proc = subprocess.Popen(_cli("analyze", str(clip), "--out", str(out), "--report", str(report)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and '"type":"estimate"' in out.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    returncode, stderr = _interrupt_after_first_estimate(
+        _cli("analyze", str(clip), "--out", str(out), "--report", str(report)), out, wait_s=240)
+    assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     records = _lines(out)                                   # every line is complete JSON
     estimates = [r for r in records if r["type"] == "estimate"]
@@ -191,22 +197,9 @@ def test_media_too_short_for_any_window_says_so(tmp_path, capsys):
 def test_webcam_ctrl_c_exits_130_with_complete_output(tmp_path):
     """The live demo's usual ending, Ctrl-C, follows the CLI convention (130) and keeps its output."""
     out = tmp_path / "live.jsonl"
-    proc = subprocess.Popen(_cli("webcam", "--headless", "--synthetic", "--modalities", "face,voice", "--out", str(out)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and '"type":"estimate"' in out.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the live run ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    returncode, stderr = _interrupt_after_first_estimate(
+        _cli("webcam", "--headless", "--synthetic", "--modalities", "face,voice", "--out", str(out)), out, wait_s=180)
+    assert returncode == 130, stderr
     assert "Traceback" not in stderr
     assert any(r["type"] == "estimate" for r in _lines(out))  # every line complete JSON
 
