@@ -48,7 +48,7 @@ def _timeit(fn, repeats: int) -> tuple[float, float]:
 def _heldout(cache: Path):
     """(inputs tuple of numpy arrays, labels, group names) from the training caches, or None."""
     from streamline.fusion import cache as C
-    from streamline.fusion.extract import VOICE_FEATURE_DIM
+    from streamline.fusion.extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, VOICE_FEATURE_DIM
     from streamline.fusion.train import FACE_TEST_SUBJECTS, RAVDESS_TEST_ACTORS, _pad
     from streamline.fusion.types import CLASSES
 
@@ -70,10 +70,11 @@ def _heldout(cache: Path):
     n = len(vi) + len(fi) + len(t.labels)
     vx, vm = _pad(vs + [np.zeros((1, VOICE_FEATURE_DIM), np.float32)] * (n - len(vi)), VOICE_FEATURE_DIM)
     vm[len(vi):] = False
-    fx, fm = _pad([np.zeros((1, 63), np.float32)] * len(vi) + [f.feats[i, :1] for i in fi] + [np.zeros((1, 63), np.float32)] * len(t.labels), 63)
+    no_face = [np.zeros((1, FACE_FEATURE_DIM), np.float32)]
+    fx, fm = _pad(no_face * len(vi) + [f.feats[i, :1] for i in fi] + no_face * len(t.labels), FACE_FEATURE_DIM)
     fm[: len(vi)] = False
     fm[len(vi) + len(fi):] = False
-    tx = np.zeros((n, 1, 385), np.float32)
+    tx = np.zeros((n, 1, TEXT_FEATURE_DIM), np.float32)
     tm = np.zeros((n, 1), bool)
     tx[len(vi) + len(fi):, 0] = t.feats[:, 0]
     tm[len(vi) + len(fi):] = True
@@ -91,6 +92,8 @@ def main() -> None:
 
     import torch
 
+    from streamline.features.voice_embedding import ENCODER_DIM
+    from streamline.fusion.extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM
     from streamline.fusion.recognizer import load_model, quantize_dynamic, weights_dir
 
     torch.set_num_threads(1)
@@ -101,12 +104,12 @@ def main() -> None:
     n_params = sum(p.numel() for p in net.parameters())
     rng = np.random.default_rng(0)
     one = (
-        torch.from_numpy(rng.random((1, 30, 63), dtype=np.float32)),
+        torch.from_numpy(rng.random((1, 30, FACE_FEATURE_DIM), dtype=np.float32)),
         torch.ones(1, 30, dtype=torch.bool),
-        torch.from_numpy(np.concatenate([rng.standard_normal((1, 4, 384)), rng.random((1, 4, 384)) + 0.1,
+        torch.from_numpy(np.concatenate([rng.standard_normal((1, 4, ENCODER_DIM)), rng.random((1, 4, ENCODER_DIM)) + 0.1,
                                          np.ones((1, 4, 1))], axis=2).astype(np.float32)),
         torch.ones(1, 4, dtype=torch.bool),
-        torch.from_numpy((rng.standard_normal((1, 1, 385)) * 0.05).astype(np.float32)),
+        torch.from_numpy((rng.standard_normal((1, 1, TEXT_FEATURE_DIM)) * 0.05).astype(np.float32)),
         torch.ones(1, 1, dtype=torch.bool),
     )
     voice_only = (one[0], torch.zeros_like(one[1]), one[2], one[3], one[4], torch.zeros_like(one[5]))

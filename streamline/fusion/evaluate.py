@@ -56,7 +56,7 @@ class FileFeatures:
     Attributes:
         voice_times_ns, voice: (m,) int64 and (m, 769) float32 voice items (0.5 s hops).
         face_times_ns, face, face_present: (k,) int64, (k, 63) float32, (k,) bool.
-        text: (385,) float32 transcript features.
+        text: (1537,) float32 transcript features.
         duration_ns: the timeline span covered by the features.
     """
 

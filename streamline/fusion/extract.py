@@ -10,7 +10,7 @@ the same numbers:
 * face: :func:`streamline.sources.open_media` (RGB frames) then
   :class:`streamline.face.FaceAnalyzer` (blendshapes, head pose, facex expression),
   packed by :func:`face_vector`;
-* text: :func:`streamline.features.embed_texts` (all-MiniLM-L6-v2, 384-d) and
+* text: :func:`streamline.features.embed_texts` (all-mpnet-base-v2 layers 6 and 8, 1536-d) and
   :func:`streamline.features.text_valence` (VADER), packed by :func:`text_vector`.
 
 Face feature vector (:data:`FACE_FEATURE_DIM` = 63 float32 values)::
@@ -22,7 +22,7 @@ Face feature vector (:data:`FACE_FEATURE_DIM` = 63 float32 values)::
 
 A frame without a face has no vector: it is a masked (invalid) grid point.
 
-Text feature vector (:data:`TEXT_FEATURE_DIM` = 385): the 384-d unit embedding,
+Text feature vector (:data:`TEXT_FEATURE_DIM` = 1537): the 1536-d embedding,
 then the VADER valence in [-1, 1].
 """
 
@@ -37,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import MediaError
+from ..features.text import TEXT_EMBEDDING_DIM
 from ..features.voice_embedding import VOICE_EMBEDDING_DIM
 from ..types import VideoFrame
 
@@ -60,8 +61,8 @@ log = logging.getLogger(__name__)
 FACE_FEATURE_DIM = 63
 #: Values per voice item (streamline.features.VOICE_EMBEDDING_DIM: mean, std, weight).
 VOICE_FEATURE_DIM = VOICE_EMBEDDING_DIM
-#: Values of the text feature vector (384-d embedding + valence).
-TEXT_FEATURE_DIM = 385
+#: Values of the text feature vector (streamline.features.TEXT_EMBEDDING_DIM + valence).
+TEXT_FEATURE_DIM = TEXT_EMBEDDING_DIM + 1
 
 
 def face_vector(observation: Any) -> np.ndarray | None:
@@ -80,10 +81,10 @@ def face_vector(observation: Any) -> np.ndarray | None:
 
 
 def text_vector(embedding: np.ndarray, valence: float) -> np.ndarray:
-    """Pack a (384,) embedding and a valence as the (385,) float32 text feature vector."""
+    """Pack a (1536,) embedding and a valence as the (1537,) float32 text feature vector."""
     v = np.empty(TEXT_FEATURE_DIM, dtype=np.float32)
-    v[:384] = embedding
-    v[384] = valence
+    v[:TEXT_EMBEDDING_DIM] = embedding
+    v[TEXT_EMBEDDING_DIM] = valence
     return v
 
 
@@ -232,16 +233,21 @@ def image_face_features(analyzer: Any, images: Sequence[np.ndarray], *, start_ns
     return out
 
 
-def texts_features(texts: Sequence[str]) -> np.ndarray:
-    """Text feature vectors of sentences: (n, 385) float32 (embedding + VADER valence)."""
+def texts_features(texts: Sequence[str], *, encoder: Any = None) -> np.ndarray:
+    """Text feature vectors of sentences: (n, 1537) float32 (embedding + VADER valence).
+
+    Args:
+        texts: the sentences.
+        encoder: a :class:`~streamline.features.TextEncoder` to use (None: the process-wide default).
+    """
     from ..features import embed_texts, text_valence
 
     texts = list(texts)
     if not texts:
         return np.zeros((0, TEXT_FEATURE_DIM), np.float32)
-    emb = embed_texts(texts)
+    emb = embed_texts(texts, encoder=encoder)
     out = np.empty((len(texts), TEXT_FEATURE_DIM), dtype=np.float32)
-    out[:, :384] = emb
-    out[:, 384] = [text_valence(t) for t in texts]
+    out[:, :TEXT_EMBEDDING_DIM] = emb
+    out[:, TEXT_EMBEDDING_DIM] = [text_valence(t) for t in texts]
     return out
 

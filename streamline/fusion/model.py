@@ -4,7 +4,7 @@ Inputs per window (a batch of ``B`` windows), one masked sequence per modality::
 
     face   x (B, Tf, 63)  mask (B, Tf)   face vectors (streamline.fusion.extract), ~15 Hz
     voice  x (B, Tv, 769) mask (B, Tv)   voice embeddings (streamline.features.voice_embedding), 2 Hz
-    text   x (B, 1, 385)  mask (B, 1)    sentence embedding + VADER valence
+    text   x (B, 1, 1537) mask (B, 1)    sentence embedding + VADER valence
 
 ``mask`` is True at valid grid points. A modality is *present* in a window when
 any of its points is valid. Encoders pool over valid points only, and an absent
@@ -21,7 +21,7 @@ Encoders (each gives a ``d_model`` vector):
   standardised with training statistics, MLP (768 -> 128 -> d) with dropout
   (pooled encoder states: Pepino et al., Interspeech 2021);
 * face: per-frame MLP (63 -> 96 -> d) on standardised features, masked mean pooling;
-* text: MLP (385 -> 128 -> d) with dropout.
+* text: standardised, then MLP (1537 -> 128 -> d) with dropout.
 
 Each branch has its own heads (7 logits; valence and arousal through tanh),
 used for unimodal training and by late fusion.
@@ -196,16 +196,18 @@ class FaceEncoder(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """Text vector (B, 1, 385) + mask -> (B, d)."""
+    """Text vector (B, 1, 1537) + mask -> (B, d): standardised with training statistics, then an MLP."""
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
+        self.register_buffer("mean", torch.zeros(TEXT_FEATURE_DIM))
+        self.register_buffer("std", torch.ones(TEXT_FEATURE_DIM))
         self.fc1 = nn.Linear(TEXT_FEATURE_DIM, cfg.text_hidden)
         self.fc2 = nn.Linear(cfg.text_hidden, cfg.d_model)
         self.drop = nn.Dropout(min(0.5, cfg.dropout * 2))
 
     def forward(self, x: Any, mask: Any) -> Any:
-        x = _masked_mean(torch.nan_to_num(x, nan=0.0), mask)
+        x = (_masked_mean(torch.nan_to_num(x, nan=0.0), mask) - self.mean) / self.std
         return self.fc2(self.drop(F.gelu(self.fc1(self.drop(x)))))
 
 

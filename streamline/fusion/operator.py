@@ -12,7 +12,7 @@ The fusion model reads three synchronizer streams, by name:
   per item whose time is in the window (no grid), so a window whose edges lie
   on the hop grid holds exactly its own hops, partial ones included.
 * ``"text"``: :class:`~streamline.features.TextFeatures` items (intervals
-  ``[start_ns, end_ns)`` of an utterance's committed words); values = the 385
+  ``[start_ns, end_ns)`` of an utterance's committed words); values = the 1537
   text features. The window's text is the last text item overlapping it.
 
 :func:`stream_specs` makes the matching :class:`~streamline.sync.StreamSpec`
@@ -55,7 +55,7 @@ def voice_values(item: Any) -> np.ndarray:
 
 
 def text_values(features: Any) -> np.ndarray:
-    """(385,) float32 text vector of a :class:`~streamline.features.TextFeatures`."""
+    """(1537,) float32 text vector of a :class:`~streamline.features.TextFeatures`."""
     return text_vector(np.asarray(features.embedding, np.float32), float(features.valence))
 
 

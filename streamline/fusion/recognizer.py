@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Environment variable naming another weights folder.
 WEIGHTS_ENV_VAR = "STREAMLINE_FUSION_WEIGHTS"
-_FORMAT = 2  # 2: voice items are pooled Whisper encoder states (769 values per 0.5 s hop)
+_FORMAT = 3  # 2: voice items are pooled Whisper encoder states; 3: 1537 text values (all-mpnet-base-v2 layers 6+8), standardised
 
 
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -163,7 +163,7 @@ class WindowInputs:
         face_mask: (Tf,) bool, True where the face grid point holds a face; None with ``face``.
         voice: (Tv, 769) float32 voice items (one per 0.5 s hop, :mod:`streamline.features.voice_embedding`), or None.
         voice_mask: (Tv,) bool valid voice items; None with ``voice``.
-        text: (385,) float32 text vector of the words in and before the window, or None.
+        text: (1537,) float32 text vector of the words in and before the window, or None.
     """
 
     face: np.ndarray | None = None

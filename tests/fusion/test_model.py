@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from streamline.errors import ConfigError  # noqa: E402
+from streamline.fusion.extract import TEXT_FEATURE_DIM  # noqa: E402
 from streamline.fusion.model import STRATEGIES, FusionConfig, FusionNet, fit_temperature  # noqa: E402
 
 SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(range(3), r)]
@@ -21,7 +22,7 @@ def _inputs(b: int = 4, seed: int = 0) -> list:
     voice = torch.randn(b, 4, 769, generator=g)
     voice[:, :, 384:768] = voice[:, :, 384:768].abs()  # standard deviations
     voice[:, :, 768] = 1.0  # full hops
-    text = torch.randn(b, 1, 385, generator=g) * 0.05
+    text = torch.randn(b, 1, TEXT_FEATURE_DIM, generator=g)
     masks = [torch.ones(b, 15, dtype=torch.bool), torch.ones(b, 4, dtype=torch.bool), torch.ones(b, 1, dtype=torch.bool)]
     masks[0][:, 10:] = False  # part of the face grid invalid
     masks[1][0, 3:] = False  # a shorter voice window

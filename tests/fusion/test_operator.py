@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamline.face import FaceObservation
-from streamline.features import TextFeatures, VoiceEmbedding
+from streamline.features import TEXT_EMBEDDING_DIM, TextFeatures, VoiceEmbedding
 from streamline.fusion import stream_specs, window_inputs
 from streamline.sync import Synchronizer, WindowSpec
 
@@ -40,7 +40,7 @@ def _windows() -> list:
     for k in range(60):
         t = k * S // 15
         sync.push("face", _face(t, not (S <= t < 2 * S)))
-    emb = np.zeros(384, np.float32)
+    emb = np.zeros(TEXT_EMBEDDING_DIM, np.float32)
     emb[0] = 1.0
     sync.push("text", TextFeatures(2_500_000_000, 3_500_000_000, 0, "so happy", emb, 0.6, 2))
     for name in ("voice", "face", "text"):
@@ -59,7 +59,7 @@ def test_window_inputs_from_synchronizer_windows() -> None:
     assert np.allclose(w0.face[0, :52], 0.25) and np.allclose(w0.face[0, 52:55], (5.0, -2.0, 1.0))
     assert w0.text is None and w0.present == ("face", "voice")
     w1 = window_inputs(windows[1])  # [1, 3): overlaps the utterance
-    assert w1.text is not None and w1.text[0] == 1.0 and w1.text[384] == pytest.approx(0.6)
+    assert w1.text is not None and w1.text[0] == 1.0 and w1.text[TEXT_EMBEDDING_DIM] == pytest.approx(0.6)
     assert w1.present == ("face", "voice", "text") and w1.voice is not None and w1.voice[:, 0].tolist() == [2, 3, 4, 5]
     w2 = window_inputs(windows[2])  # [2, 4)
     assert w2.text is not None and w2.face_mask is not None and w2.face_mask.all()

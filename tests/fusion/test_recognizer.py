@@ -13,6 +13,8 @@ pytest.importorskip("torch")
 
 from streamline.errors import ClosedError, ConfigError, ModelNotFoundError  # noqa: E402
 from streamline.fusion import CLASSES, DEFAULT_WEIGHTS_DIR, EmotionRecognizer, RecognizerSettings, WindowInputs  # noqa: E402
+from streamline.features import TEXT_EMBEDDING_DIM  # noqa: E402
+from streamline.fusion.extract import TEXT_FEATURE_DIM  # noqa: E402
 from streamline.fusion.recognizer import RunningFilter, load_model  # noqa: E402
 
 
@@ -23,8 +25,8 @@ def _windows(n: int, seed: int = 0) -> list[WindowInputs]:
         kind = k % 4
         voice = np.concatenate([rng.standard_normal((4, 384)), rng.random((4, 384)) + 0.1, np.ones((4, 1))], 1).astype(np.float32)
         face = rng.random((30, 63)).astype(np.float32)
-        text = np.zeros(385, np.float32)
-        text[:384] = rng.standard_normal(384) / np.sqrt(384)
+        text = np.zeros(TEXT_FEATURE_DIM, np.float32)
+        text[:TEXT_EMBEDDING_DIM] = rng.standard_normal(TEXT_EMBEDDING_DIM)
         out.append(
             WindowInputs(
                 face=face if kind != 1 else None,

@@ -205,11 +205,11 @@ def test_ready_tracker_records_when_each_window_end_was_reached():
 
 
 def test_text_spans_are_in_order_and_never_late():
-    from streamline.features import TextFeatures
+    from streamline.features import TEXT_EMBEDDING_DIM, TextFeatures
 
     def tf(start_s, end_s, uid):
         return TextFeatures(start_ns=int(start_s * S), end_ns=int(end_s * S), utterance_id=uid, text="x",
-                            embedding=np.zeros(384, np.float32), valence=0.0, num_words=1)
+                            embedding=np.zeros(TEXT_EMBEDDING_DIM, np.float32), valence=0.0, num_words=1)
 
     spans = TextSpans()
     a = spans.span(tf(1.0, 1.4, 0))           # first word of utterance 0
