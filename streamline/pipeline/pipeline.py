@@ -905,10 +905,21 @@ class Pipeline:
     def run(self, timeout_s: float | None = None) -> list[Any]:
         """Start, wait for the end, return the estimates (for files and scripts).
 
+        A pipeline runs once: build a new one to analyse the input again.
+
         Raises:
             StreamlineError: the run failed (the stage's error).
+            ClosedError: the pipeline already ran to its end, or was closed (a second
+                ``run()`` would otherwise return an empty list).
             TimeoutError: it did not finish within ``timeout_s``.
         """
+        if self._state == "closed":
+            raise ClosedError(f"{self.info.label}: Pipeline.run() after close()")
+        if self._t_finished is not None:
+            raise ClosedError(
+                f"{self.info.label}: Pipeline.run() after the pipeline already ran to its end; "
+                "a pipeline runs once, build a new one (Pipeline.from_file(...)) to analyse it again"
+            )
         out: list[Any] = []
         it = EventIterator(self.estimates)
         self.start()

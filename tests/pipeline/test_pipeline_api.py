@@ -114,6 +114,10 @@ def test_metrics_describe_the_run(grid_run):
 def test_a_file_is_analysed_the_same_way_every_time(models, bundled_clip, grid_run):
     with Pipeline.from_file(bundled_clip, models=models) as pipeline:
         again = pipeline.run(timeout_s=120)
+        with pytest.raises(ClosedError, match="runs once"):  # not a silent empty list
+            pipeline.run(timeout_s=10)
+    with pytest.raises(ClosedError, match="after close"):
+        pipeline.run(timeout_s=10)
     assert [e.start_ns for e in again] == [e.start_ns for e in grid_run.iterator]
     for a, b in zip(again, grid_run.iterator):
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
