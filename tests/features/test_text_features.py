@@ -237,6 +237,8 @@ def test_long_utterances_embed_their_last_max_words_words(encoder):
     long_run = run(words_of(" ".join(f"w{k}" for k in range(200)), partials=False), text_features())
     assert encoder.stats.model_calls - before == 200
     assert max(len(f.text.split()) for f in long_run) == 32
+    # start_ns and num_words still describe the whole utterance
+    assert long_run[-1].num_words == 200 and long_run[-1].start_ns == 0 and long_run[-1].text.split()[0] == "w168"
 
 
 def test_operator_reports_wrong_items_as_on_error(encoder):
@@ -253,9 +255,14 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         text_valence(None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="cache_size"):
         TextSettings(cache_size=0)
-    for bad in (0, -3, 2.5, True):
-        with pytest.raises(ConfigError, match="max_words"):
-            TextSettings(max_words=bad)
+    for field in ("max_words", "cache_size", "batch_size", "context_utterances", "max_threads"):
+        for bad in (-3, 2.5, True, "2"):
+            with pytest.raises(ConfigError, match=field):
+                TextSettings(**{field: bad})
+    with pytest.raises(ConfigError, match="cache_dir"):
+        TextSettings(cache_dir=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"texts\[1\] is not valid Unicode"):
+        embed_texts(["fine", "ok \ud800 text"])  # a lone surrogate
     with pytest.raises(ModelNotFoundError, match="model_dir.*missing.*holds no all-mpnet-base-v2"):
         TextEncoder(TextSettings(model_dir=str(tmp_path / "missing")))
     with pytest.raises(ModelNotFoundError, match="config.json"):
@@ -265,7 +272,6 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
 def test_a_folder_with_another_model_is_refused_before_loading(tmp_path, encoder):
     """A BERT (or a smaller MPNet) folder would load, and feed the fusion model meaningless numbers."""
     import json
-    import shutil
 
     for name in ("config.json", "tokenizer.json", "model.safetensors"):
         (tmp_path / name).symlink_to(encoder.model_path / name)
@@ -279,7 +285,25 @@ def test_a_folder_with_another_model_is_refused_before_loading(tmp_path, encoder
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ModelNotFoundError, match="not readable JSON"):
         TextEncoder(TextSettings(model_dir=str(tmp_path)))
-    shutil.rmtree(tmp_path / "missing", ignore_errors=True)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ModelNotFoundError, match="JSON list"):
+        TextEncoder(TextSettings(model_dir=str(tmp_path)))
+
+
+def test_weights_that_load_wrong_are_refused_not_used(tmp_path, encoder):
+    """Garbage weights, or a file whose keys do not match (transformers would fill them in at random)."""
+    import torch
+    from safetensors.torch import save_file
+
+    for name in ("config.json", "tokenizer.json"):
+        (tmp_path / name).symlink_to(encoder.model_path / name)
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 4096)
+    with pytest.raises(ModelNotFoundError, match="could not load the text model"):
+        TextEncoder(TextSettings(model_dir=str(tmp_path)))
+    (tmp_path / "model.safetensors").unlink()
+    save_file({"0.auto_model.pooler.dense.bias": torch.zeros(768)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ModelNotFoundError, match="lacks .* of the weights"):
+        TextEncoder(TextSettings(model_dir=str(tmp_path)))
 
 
 def test_environment_variable_must_name_a_model_folder(tmp_path, monkeypatch):
@@ -298,15 +322,36 @@ def test_carrier_pieces_join_into_the_checked_model_folder(tmp_path, monkeypatch
     folder = text_model_dir(cache_dir=tmp_path)
     assert folder == tmp_path / "all-mpnet-base-v2"
     assert sha256_of(folder / "model.safetensors") == text_module._WEIGHTS_SHA256
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["all-mpnet-base-v2"]  # no temporary left behind
+    # nothing left behind but the model and the (empty) lock file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".all-mpnet-base-v2.lock", "all-mpnet-base-v2"]
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert text_model_dir(cache_dir=tmp_path) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not joined again
-    # a truncated copy (an interrupted earlier join) is rebuilt, not loaded
+    # a truncated copy (an interrupted earlier copy) is rebuilt, not loaded
     with open(folder / "model.safetensors", "r+b") as handle:
         handle.truncate(1000)
     assert text_model_dir(cache_dir=tmp_path) == folder
-    assert (folder / "model.safetensors").stat().st_size == text_module._WEIGHTS_SIZE
+    assert sha256_of(folder / "model.safetensors") == text_module._WEIGHTS_SHA256
+    # damaged bytes at the right size (it loaded and gave NaN embeddings) are caught by the hash
+    with open(folder / "model.safetensors", "r+b") as handle:
+        handle.seek(50_000_000)
+        handle.write(b"\xff" * 4096)
+    monkeypatch.setattr(text_module, "_verified", set())  # a new process
+    # and a join killed half-way left its temporary folder: the next join removes it
+    (tmp_path / ".all-mpnet-base-v2.killed").mkdir()
+    (tmp_path / ".all-mpnet-base-v2.killed" / "model.zip").write_bytes(b"x" * 1000)
+    assert text_model_dir(cache_dir=tmp_path) == folder
+    assert sha256_of(folder / "model.safetensors") == text_module._WEIGHTS_SHA256
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".all-mpnet-base-v2.lock", "all-mpnet-base-v2"]
+
+
+def test_an_unusable_cache_location_names_the_folder_and_the_way_out(tmp_path, monkeypatch):
+    monkeypatch.delenv("STREAMLINE_TEXT_EMBEDDING_DIR", raising=False)
+    monkeypatch.delenv("STREAMLINE_MODEL_DIR", raising=False)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ModelNotFoundError, match=r"a_file.*STREAMLINE_CACHE_DIR"):
+        text_model_dir(cache_dir=blocker)
 
 
 def test_a_corrupt_piece_is_refused_with_the_packages_to_reinstall(tmp_path, monkeypatch):
