@@ -241,6 +241,18 @@ def test_long_utterances_embed_their_last_max_words_words(encoder):
     assert long_run[-1].num_words == 200 and long_run[-1].start_ns == 0 and long_run[-1].text.split()[0] == "w168"
 
 
+def test_operators_asking_for_the_same_encoder_share_it(encoder):
+    """Each encoder holds 330 MB: operators whose settings differ only in text shaping load one."""
+    from streamline.features import text as text_module
+
+    before = set(text_module._SHARED)
+    run(words_of("hello there", partials=False), text_features(TextSettings(cache_size=8, max_words=4)))
+    run(words_of("hello again", partials=False), text_features(TextSettings(cache_size=8, context_utterances=2)))
+    run(words_of("and again", partials=False), text_features(TextSettings(max_words=3)))  # the default encoder
+    assert set(text_module._SHARED) - before == {TextSettings(cache_size=8)}
+    text_module._SHARED.pop(TextSettings(cache_size=8)).close()
+
+
 def test_operator_reports_wrong_items_as_on_error(encoder):
     with pytest.raises(ConfigError, match="Word"):
         run(["not a word"], text_features())  # type: ignore[list-item]
