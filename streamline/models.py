@@ -18,16 +18,20 @@ Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
+from contextlib import contextmanager
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .errors import ModelNotFoundError
 
-__all__ = ["ModelSpec", "MODELS", "resolve_model", "sha256_of", "cache_root", "concatenate_parts"]
+__all__ = ["ModelSpec", "MODELS", "resolve_model", "sha256_of", "sha256_once", "cache_root", "cache_lock",
+           "concatenate_parts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,30 @@ def sha256_of(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_digests: dict[tuple[str, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def sha256_once(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_of`, computed once per process for a file whose size and mtime stay the same.
+
+    For the large model files checked at every load (Whisper's model.bin, the text
+    model's weights): hashing 75-440 MB again for each model a process builds is waste.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    stat = os.stat(path)
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns)
+    with _digests_lock:
+        digest = _digests.get(key)
+    if digest is None:
+        digest = sha256_of(path)
+        with _digests_lock:
+            _digests[key] = digest
+    return digest
+
+
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where models split across several carrier packages are reassembled.
 
@@ -177,6 +205,22 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
         return Path(os.environ["STREAMLINE_CACHE_DIR"])
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "streamline"
+
+
+@contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock for building ``target`` in the cache (a file lock beside it).
+
+    Processes that start together and find the model missing join it once: the
+    others wait, then find it ready. Creates ``target``'s parent folder.
+
+    Raises:
+        OSError: the cache folder cannot be created or the lock file written.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def concatenate_parts(parts: Sequence[Path], out: Path) -> str:

@@ -36,7 +36,6 @@ never at module import.
 from __future__ import annotations
 
 import importlib.metadata
-import fcntl
 import json
 import logging
 import os
@@ -55,7 +54,7 @@ from reactivex import Observable
 
 from .._optional import require
 from ..errors import ClosedError, ConfigError, ModelNotFoundError
-from ..models import cache_root, concatenate_parts, sha256_of
+from ..models import cache_lock, cache_root, concatenate_parts, sha256_of, sha256_once
 from ..types import Word
 
 __all__ = [
@@ -300,9 +299,7 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
         return target
     parts = _carrier_parts()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.parent / f".{_MODEL_NAME}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one join per cache, however many processes start at once
+        with cache_lock(target):
             if _cached_model_ok(target):
                 return target  # another process joined it while this one waited
             _join(parts, target)
@@ -312,10 +309,6 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
             f"(438 MB stay); set STREAMLINE_CACHE_DIR to a writable folder, or {_ENV} to a ready model folder"
         ) from exc
     return target
-
-
-#: Cached folders whose weights were hashed in this process: (path, size, mtime_ns).
-_verified: set[tuple[str, int, int]] = set()
 
 
 def _cached_model_ok(folder: Path) -> bool:
@@ -331,13 +324,9 @@ def _cached_model_ok(folder: Path) -> bool:
             return False
         if not isinstance(json.loads((folder / "config.json").read_text(encoding="utf-8")), dict):
             return False
-        stat = weights.stat()
-        key = (str(weights), stat.st_size, stat.st_mtime_ns)
-        if key not in _verified:
-            if sha256_of(weights) != _WEIGHTS_SHA256:
-                log.warning("%s does not match the upstream SHA-256: joining the model again", weights)
-                return False
-            _verified.add(key)
+        if sha256_once(weights) != _WEIGHTS_SHA256:
+            log.warning("%s does not match the upstream SHA-256: joining the model again", weights)
+            return False
         return True
     except (OSError, ValueError):
         return False

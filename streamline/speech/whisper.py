@@ -46,7 +46,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import ClosedError, ConfigError, ModelNotFoundError
-from ..models import cache_root, concatenate_parts, resolve_model, sha256_of
+from ..models import cache_lock, cache_root, concatenate_parts, resolve_model, sha256_once
 
 __all__ = [
     "WhisperSettings",
@@ -72,8 +72,6 @@ _BASE_PARTS = (
 )
 _BASE_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _BASE_ENV = "STREAMLINE_WHISPER_BASE_DIR"
-_verified: set[tuple[str, int, float]] = set()
-_verified_lock = threading.Lock()
 
 _FRAMES_PER_S = 100  # Whisper's log-mel hop is 10 ms
 _MIN_SAMPLES = 1600  # 0.1 s: shorter windows hold no word (and faster-whisper cannot align them)
@@ -248,10 +246,23 @@ def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     target = cache_root(cache_dir) / "whisper-base"
     expected_size = sum(p.stat().st_size for p in parts)
     model_bin = target / "model.bin"
-    if model_bin.is_file() and model_bin.stat().st_size == expected_size and all(
-        (target / name).is_file() for name in _BASE_SIDE_FILES
-    ):
+
+    def ready() -> bool:
+        return model_bin.is_file() and model_bin.stat().st_size == expected_size and all(
+            (target / name).is_file() for name in _BASE_SIDE_FILES
+        )
+
+    if ready():
         return target
+    with cache_lock(target):
+        if not ready():  # another process may have reassembled it while this one waited
+            _reassemble(parts, target)
+    return target
+
+
+def _reassemble(parts: list[Path], target: Path) -> None:
+    """Concatenate Whisper base's pieces into ``target`` (the caller holds the cache lock)."""
+    model_bin = target / "model.bin"
     target.mkdir(parents=True, exist_ok=True)
     log.info("reassembling Whisper base from %s into %s", ", ".join(str(p) for p in parts), target)
     fd, tmp_name = tempfile.mkstemp(prefix=".model.bin.", dir=target)
@@ -271,25 +282,17 @@ def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    return target
 
 
 def _verify(name: str, folder: Path) -> None:
-    """Check model.bin against the known SHA-256 once per process (carrier packages only)."""
+    """Check model.bin against the known SHA-256, once per process (carrier packages only)."""
     model_bin = folder / "model.bin"
-    stat = model_bin.stat()
-    key = (str(model_bin), stat.st_size, stat.st_mtime)
-    with _verified_lock:
-        if key in _verified:
-            return
-    digest = sha256_of(model_bin)
+    digest = sha256_once(model_bin)
     if digest != MODEL_SHA256[name]:
         raise ModelNotFoundError(
             f"{model_bin}: SHA-256 {digest} does not match the {name!r} model streamline expects "
             f"({MODEL_SHA256[name]}); reinstall its package"
         )
-    with _verified_lock:
-        _verified.add(key)
 
 
 def resolve_whisper(settings: WhisperSettings) -> Path:

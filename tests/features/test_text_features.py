@@ -348,7 +348,9 @@ def test_carrier_pieces_join_into_the_checked_model_folder(tmp_path, monkeypatch
     with open(folder / "model.safetensors", "r+b") as handle:
         handle.seek(50_000_000)
         handle.write(b"\xff" * 4096)
-    monkeypatch.setattr(text_module, "_verified", set())  # a new process
+    import streamline.models
+
+    monkeypatch.setattr(streamline.models, "_digests", {})  # a new process
     # and a join killed half-way left its temporary folder: the next join removes it
     (tmp_path / ".all-mpnet-base-v2.killed").mkdir()
     (tmp_path / ".all-mpnet-base-v2.killed" / "model.zip").write_bytes(b"x" * 1000)
