@@ -133,7 +133,7 @@ def resolve_model(name: str, model_dir: str | os.PathLike[str] | None = None) ->
     # A place the user named must hold the model: no silent fallback to another copy.
     for given, what in ((model_dir, "model_dir"), (os.environ.get(spec.env_var) or None, spec.env_var)):
         if given is not None:
-            found = _accept(Path(given), spec)
+            found = _accept(Path(given).expanduser(), spec)
             if found is None:
                 raise ModelNotFoundError(
                     f"model {spec.name!r}: {what}={os.fspath(given)!r} does not hold it "
@@ -143,7 +143,7 @@ def resolve_model(name: str, model_dir: str | os.PathLike[str] | None = None) ->
     tried: list[str] = []
     candidates: list[Path] = []
     if os.environ.get("STREAMLINE_MODEL_DIR"):
-        candidates.append(Path(os.environ["STREAMLINE_MODEL_DIR"]) / spec.name)
+        candidates.append(Path(os.environ["STREAMLINE_MODEL_DIR"]).expanduser() / spec.name)
     package_dir = _package_dir(spec.module)
     if package_dir is not None:
         candidates.append(package_dir / spec.relpath)
@@ -197,14 +197,15 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where models split across several carrier packages are reassembled.
 
     ``cache_dir`` if given, else ``$STREAMLINE_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/streamline``, else ``~/.cache/streamline``.
+    ``$XDG_CACHE_HOME/streamline``, else ``~/.cache/streamline``. A leading ``~`` is
+    expanded; an empty value counts as unset.
     """
     if cache_dir:
-        return Path(cache_dir)
+        return Path(cache_dir).expanduser()
     if os.environ.get("STREAMLINE_CACHE_DIR"):
-        return Path(os.environ["STREAMLINE_CACHE_DIR"])
+        return Path(os.environ["STREAMLINE_CACHE_DIR"]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "streamline"
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "streamline"
 
 
 @contextmanager

@@ -104,12 +104,14 @@ class TextSettings:
     Attributes:
         model_dir: a Hugging Face folder of all-mpnet-base-v2 (``config.json``,
             ``model.safetensors``, tokenizer files) to load instead of the carrier
-            packages; also settable with ``STREAMLINE_TEXT_EMBEDDING_DIR``. It must
+            packages; also settable with ``STREAMLINE_TEXT_EMBEDDING_DIR``. A leading
+            ``~`` is expanded; an empty string is refused (ConfigError). It must
             be an MPNet with 768-d states and at least 8 layers; the fusion model's
             text branch was trained on all-mpnet-base-v2's, so another checkpoint
             loads but gives meaningless estimates.
         cache_dir: where the carrier packages' pieces are joined (default
-            :func:`streamline.models.cache_root`).
+            :func:`streamline.models.cache_root`); ``~`` is expanded, an empty
+            string is refused (ConfigError).
         cache_size: texts whose embedding and valence are kept (LRU).
         batch_size: texts per model call in :meth:`TextEncoder.embed`.
         context_utterances: how many previous utterances' committed text precede
@@ -148,6 +150,8 @@ class TextSettings:
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ConfigError(f"TextSettings.{name} must be a path or None, got {type(value).__name__}")
+            if value is not None and not os.fspath(value):  # Path("") would be the working directory
+                raise ConfigError(f"TextSettings.{name} must be a folder or None, got an empty string")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -261,6 +265,9 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
 
     Looks, in order, at ``model_dir``, ``$STREAMLINE_TEXT_EMBEDDING_DIR``,
     ``$STREAMLINE_MODEL_DIR/all-mpnet-base-v2`` and ``<cache>/all-mpnet-base-v2``.
+    A leading ``~`` is expanded in each. An environment variable set to an empty
+    string counts as unset, as for every ``STREAMLINE_*`` variable (so ``VAR= cmd``
+    switches an exported setting off for one command).
     Otherwise the five pieces are joined into a temporary zip beside the cache
     folder, the model files extracted, ``model.safetensors`` checked against the
     upstream SHA-256, and the folder renamed into place. A lock file in the cache
@@ -283,7 +290,7 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
     """
     for given, what in ((model_dir, "TextSettings.model_dir"), (os.environ.get(_ENV) or None, _ENV)):
         if given is not None:
-            folder = Path(given)
+            folder = Path(given).expanduser()
             if not _is_model_folder(folder):
                 raise ModelNotFoundError(
                     f"{what}={os.fspath(given)!r} holds no all-mpnet-base-v2 model "
@@ -291,7 +298,7 @@ def text_model_dir(model_dir: str | os.PathLike[str] | None = None,
                 )
             return folder
     if os.environ.get("STREAMLINE_MODEL_DIR"):
-        folder = Path(os.environ["STREAMLINE_MODEL_DIR"]) / _MODEL_NAME
+        folder = Path(os.environ["STREAMLINE_MODEL_DIR"]).expanduser() / _MODEL_NAME
         if _is_model_folder(folder):
             return folder
     target = cache_root(cache_dir) / _MODEL_NAME
@@ -429,9 +436,6 @@ class TextEncoder:
         self._closed = False
         self.model_path = text_model_dir(self.settings.model_dir, self.settings.cache_dir)
         self._check_config(self.model_path)
-        # Never reach for the network: the model is a local folder.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         vader = require("vaderSentiment.vaderSentiment", "asr")
         self._torch = require("torch", "asr")
         transformers = require("transformers", "asr")
@@ -443,8 +447,11 @@ class TextEncoder:
         # what matters in them is checked below.
         hf_logging.set_verbosity_error()
         try:
-            self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_path))
-            model, info = transformers.MPNetModel.from_pretrained(str(self.model_path), output_loading_info=True)
+            # Never reach for the network: the model is a local folder. (local_files_only, not
+            # HF_HUB_OFFLINE: the user's environment is left as it was.)
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
+            model, info = transformers.MPNetModel.from_pretrained(str(self.model_path), local_files_only=True,
+                                                                  output_loading_info=True)
             # Weights missing from the file are initialised at random, with only a printed report:
             # the embeddings would be meaningless (a sentence-transformers export with prefixed keys).
             needed = [k for k in info.get("missing_keys", []) if k.startswith("embeddings.") or any(

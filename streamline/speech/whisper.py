@@ -225,7 +225,7 @@ def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
             have the expected checksum.
     """
     if os.environ.get(_BASE_ENV):
-        folder = Path(os.environ[_BASE_ENV])
+        folder = Path(os.environ[_BASE_ENV]).expanduser()
         if (folder / "model.bin").is_file():
             return folder
         raise ModelNotFoundError(f"{_BASE_ENV}={folder} holds no model.bin")

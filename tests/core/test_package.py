@@ -60,6 +60,22 @@ def test_a_user_folder_overrides_the_carrier(tmp_path, monkeypatch):
     assert resolve_model("face_landmarker", model_dir=model) == model
 
 
+def test_model_and_weights_folders_expand_the_home_directory(tmp_path, monkeypatch):
+    from streamline.fusion.recognizer import weights_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("STREAMLINE_FACE_LANDMARKER", raising=False)
+    (tmp_path / "face_landmarker").mkdir()
+    model = tmp_path / "face_landmarker" / "face_landmarker.task"
+    model.write_bytes(b"x")
+    assert resolve_model("face_landmarker", model_dir="~/face_landmarker") == model
+    monkeypatch.setenv("STREAMLINE_MODEL_DIR", "~")
+    assert resolve_model("face_landmarker") == model
+    assert weights_dir("~/w") == tmp_path / "w"
+    monkeypatch.setenv("STREAMLINE_FUSION_WEIGHTS", "~/w2")
+    assert weights_dir() == tmp_path / "w2"
+
+
 def test_a_missing_model_names_the_package_to_install(monkeypatch):
     import dataclasses
 

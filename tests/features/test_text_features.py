@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,6 +327,63 @@ def test_environment_variable_must_name_a_model_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMLINE_TEXT_EMBEDDING_DIR", str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="STREAMLINE_TEXT_EMBEDDING_DIR"):
         text_model_dir()
+
+
+def test_home_is_expanded_and_an_empty_variable_counts_as_unset(tmp_path, monkeypatch):
+    from streamline.models import cache_root
+
+    for var in ("STREAMLINE_TEXT_EMBEDDING_DIR", "STREAMLINE_MODEL_DIR", "STREAMLINE_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    real = text_model_dir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mine = tmp_path / "mpnet"
+    mine.mkdir()
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (mine / name).symlink_to(real / name)
+    assert text_model_dir("~/mpnet") == mine
+    monkeypatch.setenv("STREAMLINE_TEXT_EMBEDDING_DIR", "~/mpnet")
+    assert text_model_dir() == mine
+    # empty: as if unset, so the next place is looked at ($STREAMLINE_MODEL_DIR, also with ~)
+    monkeypatch.setenv("STREAMLINE_TEXT_EMBEDDING_DIR", "")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "all-mpnet-base-v2").symlink_to(mine)
+    monkeypatch.setenv("STREAMLINE_MODEL_DIR", "~/models")
+    assert text_model_dir() == tmp_path / "models" / "all-mpnet-base-v2"
+    assert cache_root("~/c") == tmp_path / "c"
+    monkeypatch.setenv("STREAMLINE_CACHE_DIR", "~/c2")
+    assert cache_root() == tmp_path / "c2"
+    monkeypatch.setenv("STREAMLINE_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", "~/xdg")
+    assert cache_root() == tmp_path / "xdg" / "streamline"
+    # an empty folder argument would silently mean the working directory: refused
+    for field in ("model_dir", "cache_dir"):
+        with pytest.raises(ConfigError, match=f"TextSettings.{field} .*empty"):
+            TextSettings(**{field: ""})
+
+
+def test_loading_needs_no_network_and_leaves_the_environment_alone():
+    """In a fresh process without HF_HUB_OFFLINE, every connection refused: the model loads and
+    embeds, and neither HF_HUB_OFFLINE nor TRANSFORMERS_OFFLINE is set behind the user's back."""
+    script = textwrap.dedent("""
+        import os, socket
+
+        def refuse(*args, **kwargs):
+            raise OSError("network disabled by the test")
+
+        socket.socket.connect = socket.socket.connect_ex = socket.create_connection = refuse
+        from streamline.features import TextEncoder
+
+        with TextEncoder() as encoder:
+            vector = encoder.embed(["the model is a local folder"])[0]
+        print(vector.shape[0], os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    """)
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=repo, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(TEXT_EMBEDDING_DIM), "None", "None"]
 
 
 def test_carrier_pieces_join_into_the_checked_model_folder(tmp_path, monkeypatch):
