@@ -52,6 +52,10 @@ class OverflowPolicy(enum.Enum):
 class HandoffStats:
     """Counters of one queue (updated under its lock; read them any time).
 
+    End-of-stream markers (completion, an error) are not items: they count in
+    neither ``put`` nor ``delivered``, so a queue that lost nothing ends with
+    ``delivered == put - dropped``.
+
     Attributes:
         put: items offered by the producer.
         delivered: items taken by the consumer.
@@ -99,7 +103,7 @@ class BoundedQueue(Generic[T]):
             raise ConfigError(f"queue policy must be an OverflowPolicy, got {policy!r}")
         self._maxsize = maxsize
         self._policy = policy
-        self._items: deque[T] = deque()
+        self._items: deque[tuple[T, bool]] = deque()  # (item, counted: not an end-of-stream marker)
         self._cond = threading.Condition()
         self._closed = False
         self.stats = stats if stats is not None else HandoffStats()
@@ -115,7 +119,8 @@ class BoundedQueue(Generic[T]):
         Args:
             item: the item.
             force: queue it even when full (used for end-of-stream markers,
-                which must never be dropped or wait).
+                which must never be dropped or wait, and are not counted in
+                the stats' ``put`` and ``delivered``).
         """
         with self._cond:
             if not force:
@@ -131,7 +136,7 @@ class BoundedQueue(Generic[T]):
                     self.stats.blocked_s += time.perf_counter() - started
             if self._closed:
                 return False
-            self._items.append(item)
+            self._items.append((item, not force))
             depth = len(self._items)
             self.stats.depth = depth
             self.stats.max_depth = max(self.stats.max_depth, depth)
@@ -149,8 +154,9 @@ class BoundedQueue(Generic[T]):
                 self._cond.wait()
             if not self._items:
                 raise ClosedError("queue closed")
-            item = self._items.popleft()
-            self.stats.delivered += 1
+            item, counted = self._items.popleft()
+            if counted:
+                self.stats.delivered += 1
             self.stats.depth = len(self._items)
             self._cond.notify_all()
             return item

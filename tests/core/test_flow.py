@@ -28,6 +28,24 @@ def test_block_policy_loses_nothing_and_keeps_order():
     assert h.stats.max_depth <= 5
 
 
+def test_stats_count_items_not_the_end_of_stream_markers():
+    """Completion and errors travel through the queue too, but they are not items."""
+    done = Handoff(4, OverflowPolicy.BLOCK, name="done")
+    items, errors = run(reactivex.from_iterable(range(10)).pipe(done))
+    assert items == list(range(10)) and not errors
+    assert done.stats.put == done.stats.delivered == 10 and done.stats.depth == 0
+
+    def two_then_fail(observer, scheduler=None):
+        observer.on_next("a")
+        observer.on_next("b")
+        observer.on_error(ValueError("bad input"))
+
+    failed = Handoff(4, OverflowPolicy.BLOCK, name="failed")
+    items, errors = run(reactivex.create(two_then_fail).pipe(failed))
+    assert items == ["a", "b"] and isinstance(errors[0], ValueError)
+    assert failed.stats.put == failed.stats.delivered == 2
+
+
 def test_items_are_delivered_on_the_handoff_thread():
     names = []
     h = Handoff(2, OverflowPolicy.BLOCK, name="worker")
