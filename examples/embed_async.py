@@ -19,7 +19,8 @@ async def main(path: str) -> None:
         estimates = pipeline.aiter_estimates(start=False)   # listen first ...
         await asyncio.to_thread(pipeline.start)              # ... then load the models and start, off the loop
         async for est in estimates:
-            print(f"{est.start_s:5.1f}-{est.end_s:4.1f} s  {est.label:<9} confidence {est.confidence:.2f}")
+            label = est.label or "no data"  # None: the window held no face, voice or words
+            print(f"{est.start_s:5.1f}-{est.end_s:4.1f} s  {label:<9} confidence {est.confidence:.2f}")
             await asyncio.sleep(0)                           # the loop stays free for other tasks
 
 

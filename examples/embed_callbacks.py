@@ -35,4 +35,5 @@ with Pipeline.from_file(path) as pipeline:
         if kind == "word":
             print(f"  [{item.text}]")
         else:
-            print(f"{item.end_s:5.1f} s  {item.label:<9} valence {item.valence:+.2f} arousal {item.arousal:+.2f}")
+            label = item.label or "no data"  # None: the window held no face, voice or words
+            print(f"{item.end_s:5.1f} s  {label:<9} valence {item.valence:+.2f} arousal {item.arousal:+.2f}")

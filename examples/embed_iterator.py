@@ -18,6 +18,9 @@ path = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "media" / "
 settings = PipelineSettings(length_s=2.0, hop_s=0.5)  # the defaults, spelled out
 with Pipeline.from_file(path, settings) as pipeline:
     for est in pipeline:
+        if est.label is None:  # no face, voice or words in the window: no finding
+            print(f"{est.end_s:5.1f} s  no data  (running: {est.running_label or '-'})")
+            continue
         top = sorted(zip(est.probs, ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")),
                      reverse=True)[:2]
         print(f"{est.end_s:5.1f} s  " + ", ".join(f"{name} {p:.0%}" for p, name in top)

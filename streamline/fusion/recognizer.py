@@ -66,9 +66,9 @@ _FORMAT = 3  # 2: voice items are pooled Whisper encoder states; 3: 1537 text va
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The weights folder: ``override``, else ``$STREAMLINE_FUSION_WEIGHTS``, else the packaged one."""
     if override is not None:
-        return Path(override)
+        return Path(override).expanduser()
     env = os.environ.get(WEIGHTS_ENV_VAR)
-    return Path(env) if env else DEFAULT_WEIGHTS_DIR
+    return Path(env).expanduser() if env else DEFAULT_WEIGHTS_DIR
 
 
 def save_model(net: Any, out_dir: Path, *, train_settings: dict[str, Any] | None = None,
@@ -264,6 +264,11 @@ class RunningFilter:
         self.arousal = 0.0
         self.last_end_ns: int | None = None
 
+    @property
+    def has_data(self) -> bool:
+        """Whether a window with data has been folded in since the last reset."""
+        return self.probs is not None
+
     def update(self, end_ns: int, probs: np.ndarray, valence: float, arousal: float, confidence: float, present: bool) -> tuple[np.ndarray, float, float]:
         """Fold one window in (if ``present``) and return the running (probs, valence, arousal)."""
         if present:
@@ -415,6 +420,7 @@ def make_estimate(out: dict[str, np.ndarray], k: int, start_ns: int, end_ns: int
         running_probs=rp,
         running_valence=float(rv),
         running_arousal=float(ra),
+        running_has_data=running.has_data,
     )
 
 

@@ -41,6 +41,11 @@ class EmotionEstimate:
             confidence; equals ``probs`` on the first window with data.
         running_valence: the same filter applied to ``valence``.
         running_arousal: the same filter applied to ``arousal``.
+        running_has_data: whether a window with data (this one or an earlier one)
+            has been folded into the running estimate; while False the running
+            estimate is uniform with valence and arousal 0, and
+            :attr:`running_label` is None. Defaults to True (an estimate built
+            by hand with a running estimate of its own).
     """
 
     start_ns: int
@@ -54,15 +59,22 @@ class EmotionEstimate:
     running_probs: np.ndarray
     running_valence: float
     running_arousal: float
+    running_has_data: bool = True
 
     @property
-    def label(self) -> str:
-        """The most probable class of this window."""
+    def label(self) -> str | None:
+        """The most probable class of this window, or None when the window had no
+        usable data (``modalities`` empty: ``probs`` is uniform, not a finding)."""
+        if not self.modalities:
+            return None
         return CLASSES[int(np.argmax(self.probs))]
 
     @property
-    def running_label(self) -> str:
-        """The most probable class of the running estimate."""
+    def running_label(self) -> str | None:
+        """The most probable class of the running estimate, or None while no window
+        with data has been folded into it (``running_has_data`` False)."""
+        if not self.running_has_data:
+            return None
         return CLASSES[int(np.argmax(self.running_probs))]
 
     @property
@@ -79,9 +91,11 @@ class EmotionEstimate:
         """A JSON-ready dict (the ``type: "estimate"`` line of ``streamline analyze``).
 
         Keys: ``type`` ("estimate"), ``start_s``, ``end_s``, ``probs`` (class ->
-        probability), ``label``, ``valence``, ``arousal``, ``confidence``, ``modalities``
-        (list), ``contributions`` (modality -> weight), ``running`` (``probs``,
-        ``label``, ``valence``, ``arousal`` of the running estimate).
+        probability), ``label`` (null when the window had no data), ``valence``,
+        ``arousal``, ``confidence``, ``modalities`` (list), ``contributions``
+        (modality -> weight), ``running`` (``probs``, ``label``, ``valence``,
+        ``arousal`` of the running estimate; ``label`` null until a window with
+        data has come).
         """
 
         def r(x: float) -> float:

@@ -89,8 +89,9 @@ class LiveState:
         return committed, partial
 
     def top(self, n: int = 3) -> list[tuple[str, float]]:
-        """The ``n`` most probable classes of the running estimate."""
-        if self.estimate is None:
+        """The ``n`` most probable classes of the running estimate (none before any
+        window with data: its uniform probabilities are not a finding)."""
+        if self.estimate is None or self.estimate.running_label is None:
             return []
         probs = np.asarray(self.estimate.running_probs)
         order = np.argsort(-probs)[:n]
@@ -128,8 +129,12 @@ class TerminalView:
         mods = "+".join(est.modalities) or "none"
         if not self.tty:
             tops = " ".join(f"{c}={p:.2f}" for c, p in top)
-            self.stream.write(f"t={est.end_s:7.2f}s {est.running_label:<9} {tops} valence={est.running_valence:+.2f} "
-                              f"arousal={est.running_arousal:+.2f} [{mods}] {face} latency={latency} | "
+            if est.running_label is None:  # no window with data yet: nothing to show but that
+                what = f"{'no data':<9}  valence=- arousal=-"
+            else:
+                what = (f"{est.running_label:<9} {tops} valence={est.running_valence:+.2f} "
+                        f"arousal={est.running_arousal:+.2f}")
+            self.stream.write(f"t={est.end_s:7.2f}s {what} [{mods}] {face} latency={latency} | "
                               f"{committed} {partial}\n")
             self.stream.flush()
             return
@@ -137,7 +142,10 @@ class TerminalView:
         for c, p in top:
             bar = "#" * int(round(p * 30))
             lines.append(f"  {c:<9} {bar:<30} {p * 100:3.0f}%")
-        lines.append(f"  valence {est.running_valence:+.2f}   arousal {est.running_arousal:+.2f}")
+        if top:
+            lines.append(f"  valence {est.running_valence:+.2f}   arousal {est.running_arousal:+.2f}")
+        else:
+            lines.append("  no data yet (no face, voice or words in any window so far)")
         lines.append(f"  > {committed} \x1b[2m{partial}\x1b[0m")
         out = ""
         if self._lines:
@@ -179,8 +187,9 @@ def render_overlay(frame: Any, state: LiveState, *, fps: float | None = None) ->
                     (255, 255, 255), 1, cv2.LINE_AA)
     est = state.estimate
     if est is not None:
-        cv2.putText(img, f"V {est.running_valence:+.2f}  A {est.running_arousal:+.2f}", (8, 102),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (220, 220, 220), 1, cv2.LINE_AA)
+        va = "no data yet" if est.running_label is None else \
+            f"V {est.running_valence:+.2f}  A {est.running_arousal:+.2f}"
+        cv2.putText(img, va, (8, 102), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (220, 220, 220), 1, cv2.LINE_AA)
     latency = f"{state.latency_ms:.0f} ms" if state.latency_ms is not None else "-"
     rate = f"  {fps:.0f} fps" if fps is not None else ""
     cv2.putText(img, f"latency {latency}{rate}", (8, 122), cv2.FONT_HERSHEY_SIMPLEX, 0.45,

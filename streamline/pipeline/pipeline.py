@@ -319,6 +319,9 @@ class Pipeline:
         self._counts = {"estimates": 0, "words": 0, "segments": 0, "faces": 0, "faces_present": 0}
         self._modality_counts = {m: 0 for m in MODALITY_NAMES}
         self._media_ns = 0
+        # live: the session time of the first input item (capture starts after the session
+        # clock's origin, once the pipeline is wired); media time is counted from there
+        self._media_origin_ns: int | None = None
         self._latest_frame: Any = None
         self._t_created = time.perf_counter()
         self._t_started: float | None = None
@@ -560,6 +563,10 @@ class Pipeline:
         def note_input(item: Any) -> None:
             if anchored is not None:
                 anchored.anchor(item.pts_ns)
+            if live and self._media_origin_ns is None:
+                with self._lock:
+                    if self._media_origin_ns is None:
+                        self._media_origin_ns = item.pts_ns
 
         def note_frame(frame: Any) -> None:
             note_input(frame)
@@ -942,7 +949,9 @@ class Pipeline:
         """A snapshot of the pipeline's metrics, as plain JSON-able data.
 
         Keys: ``mode`` ("file" or "live"), ``elapsed_s`` (since the sources started),
-        ``load_s`` (model loading), ``media_s`` (media time processed), ``rtf``
+        ``load_s`` (model loading), ``media_s`` (media time processed: from the start of
+        a file, or live from the first captured item, to the furthest item time the
+        stages reached), ``rtf``
         (elapsed / media time), ``estimates``, ``words``, ``segments``, ``faces``,
         ``faces_present``, ``stages`` (per stage: ``count``, ``p50_ms``, ``p95_ms``,
         ``max_ms``, ``mean_ms`` of the time per item), ``queues`` (per hand-off:
@@ -957,7 +966,7 @@ class Pipeline:
         started = self._t_running
         end = self._t_finished if self._t_finished is not None else now
         elapsed = (end - started) if started is not None else 0.0
-        media_s = self._media_ns / NS_PER_S
+        media_s = max(self._media_ns - (self._media_origin_ns or 0), 0) / NS_PER_S
         out: dict[str, Any] = {
             "mode": "live" if self._live else "file",
             "input": self.info.label,

@@ -77,7 +77,7 @@ _JS = """
   if(!best){out.textContent='t = '+t.toFixed(2)+' s'; return;}
   var ps=Object.keys(best.probs).map(function(k){return k+' '+(100*best.probs[k]).toFixed(0)+'%';}).join(', ');
   out.textContent='t = '+t.toFixed(2)+' s, window ['+best.start_s.toFixed(2)+', '+best.end_s.toFixed(2)+') '+
-   best.label+' ('+ps+'), valence '+best.valence.toFixed(2)+', arousal '+best.arousal.toFixed(2)+
+   (best.label||'no data')+' ('+ps+'), valence '+best.valence.toFixed(2)+', arousal '+best.arousal.toFixed(2)+
    ', modalities '+(best.modalities.join('+')||'none');
  });
 })();
@@ -86,6 +86,37 @@ _JS = """
 
 def _esc(s: Any) -> str:
     return html.escape(str(s), quote=True)
+
+
+def _columns(ests: list[dict[str, Any]], duration_s: float) -> list[tuple[float, float]]:
+    """The time span (seconds) of each estimate's column in the timeline, in ``ests``' order.
+
+    Each estimate is drawn one hop wide, centred on its window's centre; the first
+    reaches back to its window's start and the last on to its end, so the columns
+    cover the media from the first window to the last. The last windows of a file
+    reach past its end (a 3 s clip's last 2 s window is [2.5, 4.5)): the columns
+    from the last one that starts inside the media on are squeezed into what is
+    left of it, so every estimate is drawn and none past ``duration_s``.
+    """
+    if not ests:
+        return []
+    steps = np.diff([e["start_s"] for e in ests])
+    hop = float(np.median(steps[steps > 0])) if np.any(steps > 0) else ests[0]["end_s"] - ests[0]["start_s"]
+    cols = []
+    for i, e in enumerate(ests):
+        centre = (e["start_s"] + e["end_s"]) / 2
+        c0 = max(e["start_s"] if i == 0 else centre - hop / 2, 0.0)
+        cols.append((c0, max(e["end_s"] if i == len(ests) - 1 else centre + hop / 2, c0)))
+    end = max(c1 for _, c1 in cols)
+    if end <= duration_s:
+        return cols
+    pivot = max((c0 for c0, _ in cols if c0 < duration_s), default=0.0)
+    scale = (duration_s - pivot) / (end - pivot)
+
+    def squeeze(t: float) -> float:
+        return t if t <= pivot else pivot + (t - pivot) * scale
+
+    return [(squeeze(c0), squeeze(c1)) for c0, c1 in cols]
 
 
 class ReportBuilder:
@@ -206,21 +237,11 @@ class ReportBuilder:
         y0, h = rows["probs"]
         parts.append(f'<rect x="{left}" y="{y0}" width="{duration_s * pps:.1f}" height="{h}" fill="#f4f4f4"/>')
         ests = sorted(self.estimates, key=lambda e: e["start_s"])
-        steps = np.diff([e["start_s"] for e in ests])
-        hop = float(np.median(steps[steps > 0])) if np.any(steps > 0) else (
-            ests[0]["end_s"] - ests[0]["start_s"] if ests else 1.0)
-        for i, e in enumerate(ests):
-            # each estimate is drawn one hop wide, centred on its window's centre; the first
-            # reaches back to its window's start and the last on to its end, so the columns
-            # cover the media from the first window to the last
-            centre = (e["start_s"] + e["end_s"]) / 2
-            c0 = max(e["start_s"] if i == 0 else centre - hop / 2, 0.0)
-            c1 = min(e["end_s"] if i == len(ests) - 1 else centre + hop / 2, duration_s)
-            if c1 <= c0:
-                continue
+        columns = _columns(ests, duration_s)
+        for e, (c0, c1) in zip(ests, columns):
             w = max((c1 - c0) * pps, 1.0)
             acc = 0.0
-            title = _esc(f"[{e['start_s']:.2f}, {e['end_s']:.2f}) s: {e['label']} "
+            title = _esc(f"[{e['start_s']:.2f}, {e['end_s']:.2f}) s: {e['label'] or 'no data'} "
                          + ", ".join(f"{c} {e['probs'][c] * 100:.0f}%" for c in CLASSES)
                          + f"; modalities {'+'.join(e['modalities']) or 'none'}")
             parts.append(f"<g><title>{title}</title>")
@@ -241,8 +262,9 @@ class ReportBuilder:
         parts.append(f'<text x="{left + 3}" y="{y0 + 9}" font-size="9" fill="#777">+1</text>')
         parts.append(f'<text x="{left + 3}" y="{y0 + h - 2}" font-size="9" fill="#777">-1</text>')
         for key, colour in (("valence", "#1b7837"), ("arousal", "#762a83")):
-            pts = [(x((e["start_s"] + e["end_s"]) / 2), mid - float(e[key]) * h / 2) for e in ests
-                   if e["modalities"] and (e["start_s"] + e["end_s"]) / 2 <= duration_s]
+            # at the window's centre, kept inside the estimate's column (the last windows reach past the end)
+            pts = [(x(min(max((e["start_s"] + e["end_s"]) / 2, c0), c1)), mid - float(e[key]) * h / 2)
+                   for e, (c0, c1) in zip(ests, columns) if e["modalities"]]
             if pts:
                 path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
                 parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')

@@ -105,6 +105,7 @@ def test_metrics_describe_the_run(grid_run):
     for queue in ("face", "voice", "asr", "fusion", "events", "source_video", "source_audio"):
         q = m["queues"][queue]
         assert q["dropped"] == 0 and q["depth"] == 0 and q["max_depth"] >= 1      # files never drop
+        assert q["delivered"] == q["put"] > 0                                       # items only, not the end marker
     assert m["sync"]["windows"] == 6 and m["sync"]["late"] == 0
     assert m["word_lag"]["p95_s"] >= m["word_lag"]["p50_s"] >= 0
     assert m["estimate_latency"] is None                                        # only measured live

@@ -88,6 +88,7 @@ def test_analyze_writes_estimates_words_transcript_and_report(bundled_clip, tmp_
     page = (out / "report.html").read_text()
     data = _report_data(page)
     assert len(data["estimates"]) == 6 and data["words"] and data["summary"]["face_frames"] >= 40
+    assert page.count("<g><title>[") == 6                      # the timeline draws every window, the last too
     assert data["metrics"]["rtf"] > 0
     assert "real-time factor" in proc.stderr and "stage" in proc.stderr    # --stats
     assert "Traceback" not in proc.stderr

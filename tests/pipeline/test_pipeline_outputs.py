@@ -7,6 +7,7 @@ with known numbers, so every expected output is worked out here.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from html.parser import HTMLParser
@@ -279,3 +280,71 @@ def test_report_timeline_columns_cover_the_first_window_to_the_last():
     assert spans
     assert min(a for a, _ in spans) == pytest.approx(x0, abs=0.05)              # 0 s
     assert max(b for _, b in spans) == pytest.approx(x0 + 3.5 * pps, abs=0.05)  # 3.5 s
+
+
+def test_report_timeline_draws_every_window_when_the_last_reach_past_the_end():
+    """The bundled 3 s clip gives 6 windows of 2 s; the last, [2.5, 4.5), is centred past the end
+    (3.5 s): it is drawn too, squeezed with the one before into what is left of the media."""
+    from streamline.pipeline.report import CLASS_COLORS
+
+    rb = ReportBuilder("clip.mp4")
+    for k in range(6):
+        rb.add(est(k * 0.5, "happy" if k < 5 else "sad"))
+    svg = rb._timeline_svg(3.0)
+    x0, pps = (float(v) for v in re.search(r'data-x0="([\d.]+)" data-pps="([\d.]+)"', svg).groups())
+    groups = re.findall(r"<g><title>(.*?)</title>(.*?)</g>", svg)
+    assert [t.split(":")[0] for t, _ in groups] == [f"[{k * 0.5:.2f}, {k * 0.5 + 2:.2f}) s" for k in range(6)]
+    assert "sad" in groups[-1][0]
+    colours = "|".join(re.escape(c) for c in CLASS_COLORS.values())
+    column = rf'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="[\d.]+" fill="(?:{colours})"'
+    spans = [[(float(a), float(a) + float(w)) for a, w in re.findall(column, body)] for _, body in groups]
+    assert all(spans)                                                          # every window has its column
+    lefts = [s[0][0] for s in spans]
+    assert lefts == sorted(lefts) and len(set(lefts)) == 6                     # in order, none on another
+    assert max(b for s in spans for _, b in s) == pytest.approx(x0 + 3.0 * pps, abs=0.05)  # not past 3 s
+    valence = re.search(r'<polyline points="([^"]+)" fill="none" stroke="#1b7837"', svg).group(1)
+    xs = [float(p.split(",")[0]) for p in valence.split()]
+    assert len(xs) == 6 and max(xs) <= x0 + 3.0 * pps + 0.05
+
+
+def test_a_window_without_data_has_no_label_anywhere(tmp_path):
+    """The fusion model's estimate of an empty window is uniform: not "neutral", no label at all,
+    and the running estimate has none until a window with data has come."""
+    from streamline.fusion import EmotionRecognizer, WindowInputs
+    from streamline.fusion.extract import VOICE_FEATURE_DIM
+    from streamline.pipeline.live_view import LiveState, TerminalView
+
+    voice = np.random.default_rng(0).normal(size=(4, VOICE_FEATURE_DIM)).astype(np.float32)
+    with EmotionRecognizer() as rec:
+        empty, spoken, silent = rec.estimate_many(
+            [WindowInputs(), WindowInputs(voice=voice, voice_mask=np.ones(4, bool)), WindowInputs()],
+            [(0, 2 * S), (S // 2, int(2.5 * S)), (S, 3 * S)])
+    assert empty.modalities == () and np.allclose(empty.probs, 1 / 7)
+    assert empty.label is None and empty.running_label is None and not empty.running_has_data
+    assert spoken.label == CLASSES[int(np.argmax(spoken.probs))] and spoken.running_label == spoken.label
+    assert silent.label is None and silent.running_label == spoken.label   # the running estimate carries on
+    d = empty.as_dict()
+    assert d["label"] is None and d["running"]["label"] is None
+    with JsonlWriter(tmp_path / "e.jsonl") as writer, CsvEstimateWriter(tmp_path / "e.csv") as table:
+        for e in (empty, spoken, silent):
+            writer.write(e)
+            table.write(e)
+    lines = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [x["label"] for x in lines] == [None, spoken.label, None]          # JSON null
+    assert [x["running"]["label"] for x in lines] == [None, spoken.label, spoken.label]
+    rows = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert [r["label"] for r in rows] == ["", spoken.label, ""]
+    assert [r["running_label"] for r in rows] == ["", spoken.label, spoken.label]
+    rb = ReportBuilder("clip.mp4")
+    for e in (empty, spoken, silent):
+        rb.add(e)
+    assert rb.summary()["estimates_with_data"] == 1
+    assert rb.summary()["label_shares"]["neutral"] == (1.0 if spoken.label == "neutral" else 0.0)
+    titles = re.findall(r"<g><title>(.*?)</title>", rb._timeline_svg(3.0))
+    assert titles[0].startswith("[0.00, 2.00) s: no data neutral 14%, happy 14%")   # the label, then the probs
+    out = io.StringIO()
+    state = LiveState()
+    state.update(empty)
+    assert state.top(3) == []
+    TerminalView(out).show(state)
+    assert out.getvalue().startswith("t=   2.00s no data ") and "neutral=" not in out.getvalue()

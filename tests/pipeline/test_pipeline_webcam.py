@@ -13,6 +13,7 @@ Windows of 2 s every 0.5 s::
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import numpy as np
@@ -67,10 +68,16 @@ def test_the_terminal_view_prints_one_line_per_estimate(models):
     assert not {name for _, name in thread_names() - before}
 
 
-def test_webcam_command_headless_synthetic(capsys):
-    assert main(["webcam", "--headless", "--synthetic", "--duration", "3.5", "--modalities", "face,voice"]) == 0
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("t=")]
+def test_webcam_command_headless_synthetic_reports_the_duration_that_ran(capsys):
+    assert main(["webcam", "--headless", "--synthetic", "--duration", "3.5", "--modalities", "face,voice",
+                 "--stats"]) == 0
+    out, err = capsys.readouterr()
+    lines = [x for x in out.splitlines() if x.startswith("t=")]
     assert len(lines) >= 3
+    # 3.5 s of capture, not the session time the last item reached (capture starts some time
+    # after the session clock's origin, while the pipeline is wired)
+    media_s = float(re.search(r"media ([\d.]+) s", err).group(1))
+    assert media_s == pytest.approx(3.5, abs=0.15)
 
 
 def test_live_state_follows_words_and_estimates():
