@@ -30,6 +30,15 @@ Vector layout (:data:`VOICE_EMBEDDING_DIM` = 769 float32 values, :meth:`VoiceEmb
 
 The weight lets a window pool its hops exactly: the frame-weighted mean and
 standard deviation over all the window's frames.
+
+Each item also carries ``speech_ratio``: the share of the 32 ms Silero VAD
+windows ending inside the hop whose speech probability reaches
+``VadSettings.onset`` (the detector of :mod:`streamline.speech.vad`, WebRTC gate
+included, run on the same samples). The fusion model counts the voice as
+present only in hops where someone speaks (``speech_ratio`` at least
+:data:`~streamline.fusion.extract.VOICE_MIN_SPEECH_RATIO`): Whisper's encoder
+states of silence, breathing or room noise carry no emotion, and a model that
+reads them says something anyway.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import numpy as np
 from reactivex import Observable
 
 from ..errors import ClosedError, ConfigError, MediaError
+from ..speech.vad import VadSettings, VadStats, _VadCore
 from ..speech.whisper import WhisperSettings
 from ..types import AudioChunk
 from .voice import _NS_PER_S, _centre_ns, _check_samples, _chunk_samples, _place_chunk
@@ -88,12 +98,16 @@ class VoiceEmbeddingSettings:
             the samples so far imply is treated as contiguous (timestamp jitter);
             later starts a new segment, earlier drops the overlap. Default 20 ms,
             one encoder state.
+        vad: the voice activity detector behind ``speech_ratio``: its ``onset`` is the
+            per-window speech threshold, its WebRTC settings the gate (hysteresis
+            settings do not apply here).
     """
 
     hop_s: float = 0.5
     context_s: float = 2.0
     whisper: WhisperSettings = field(default_factory=_default_whisper)
     gap_tolerance_ns: int = 20_000_000
+    vad: VadSettings = field(default_factory=VadSettings)
 
     def __post_init__(self) -> None:
         for name in ("hop_s", "context_s"):
@@ -107,6 +121,8 @@ class VoiceEmbeddingSettings:
                               f"got {self.context_s!r}")
         if not isinstance(self.whisper, WhisperSettings) or self.whisper.model != "whisper-tiny.en":
             raise ConfigError("VoiceEmbeddingSettings.whisper must be WhisperSettings(model='whisper-tiny.en', ...)")
+        if not isinstance(self.vad, VadSettings):
+            raise ConfigError(f"VoiceEmbeddingSettings.vad must be a VadSettings, got {type(self.vad).__name__}")
         g = self.gap_tolerance_ns
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 0:
             raise ConfigError(f"VoiceEmbeddingSettings.gap_tolerance_ns must be an int >= 0 (ns), got {g!r}")
@@ -139,6 +155,9 @@ class VoiceEmbedding:
         std: (384,) float32 standard deviation of those frames.
         n_frames: encoder frames (20 ms) pooled.
         weight: ``n_frames`` over a full hop's frames (1.0 for a full hop).
+        speech_ratio: share of the hop's 32 ms VAD windows (those ending inside
+            it) with a Silero speech probability of at least ``VadSettings.onset``,
+            in [0, 1] (module docstring).
         source_id: the audio source.
     """
 
@@ -148,6 +167,7 @@ class VoiceEmbedding:
     std: np.ndarray
     n_frames: int
     weight: float
+    speech_ratio: float
     source_id: str = "audio"
 
     def vector(self) -> np.ndarray:
@@ -162,15 +182,17 @@ class VoiceEmbeddingStats:
     Attributes:
         chunks, samples: chunks and samples received.
         items: embeddings emitted.
+        speech_items: of those, items with a ``speech_ratio`` above 0.
         short_hops: hops with under 0.1 s of audio (no item).
         gaps: holes in the input (a chunk later than expected).
         overlap_samples: samples dropped because they overlapped audio already received.
-        compute_s: seconds spent in the encoder (for the real-time factor).
+        compute_s: seconds spent in the encoder and the VAD (for the real-time factor).
     """
 
     chunks: int = 0
     samples: int = 0
     items: int = 0
+    speech_items: int = 0
     short_hops: int = 0
     gaps: int = 0
     overlap_samples: int = 0
@@ -183,7 +205,8 @@ class VoiceEmbeddingStats:
 
     def as_dict(self) -> dict[str, float]:
         """The counters as a plain dict."""
-        return {"chunks": self.chunks, "samples": self.samples, "items": self.items, "short_hops": self.short_hops,
+        return {"chunks": self.chunks, "samples": self.samples, "items": self.items,
+                "speech_items": self.speech_items, "short_hops": self.short_hops,
                 "gaps": self.gaps, "overlap_samples": self.overlap_samples, "compute_s": round(self.compute_s, 6)}
 
 
@@ -223,11 +246,16 @@ class VoiceEmbedder:
         self._closed = False
         self.stats = VoiceEmbeddingStats()
         self._source_id = "audio"
+        self._vad = _VadCore(self.settings.vad, VadStats())
+        self._vad_windows: list[tuple[int, bool]] = []  # (segment sample where a window ends, speech?)
         self._reset_segment(None)
 
     # -- segment state -----------------------------------------------------------
 
     def _reset_segment(self, pts_ns: int | None) -> None:
+        self._vad.flush()  # a no-op after _flush_segment; otherwise drops the old segment's state
+        self._vad.restart_at(0)
+        self._vad_windows.clear()
         self._seg_pts_ns = pts_ns
         self._received = 0  # samples of the segment so far
         self._buf = np.zeros(0, np.float32)  # segment samples [buf_start, received)
@@ -249,10 +277,21 @@ class VoiceEmbedder:
             return None
         return _centre_ns(self._seg_pts_ns, self._received, _SAMPLE_RATE)
 
+    def _run_vad(self, windows: list[tuple[int, float, Any]]) -> None:
+        onset = self.settings.vad.onset
+        self._vad_windows.extend((end, p >= onset) for end, p, _ in windows)
+
+    def _speech_ratio(self, start: int, end: int) -> float:
+        """Share of speech among the VAD windows ending in (start, end]; drops older windows."""
+        inside = [speech for w_end, speech in self._vad_windows if start < w_end <= end]
+        self._vad_windows = [w for w in self._vad_windows if w[0] > end]
+        return sum(inside) / len(inside) if inside else 0.0
+
     def _embed(self, start: int, end: int) -> VoiceEmbedding | None:
         """The item for segment samples [start, end), encoded with its left context."""
         s = self.settings
         n_frames = min(s.hop_frames, (end - start) // _SAMPLES_PER_ENCODER_FRAME)
+        speech_ratio = self._speech_ratio(start, end)
         if n_frames < _MIN_FRAMES:
             self.stats.short_hops += 1
             return None
@@ -265,8 +304,10 @@ class VoiceEmbedder:
         mean = frames.mean(0).astype(np.float32)
         std = frames.std(0).astype(np.float32)
         self.stats.items += 1
+        self.stats.speech_items += speech_ratio > 0
         return VoiceEmbedding(_centre_ns(self._seg_pts_ns, start, _SAMPLE_RATE), _centre_ns(self._seg_pts_ns, end, _SAMPLE_RATE),
-                              mean, std, int(frames.shape[0]), frames.shape[0] / s.hop_frames, self._source_id)
+                              mean, std, int(frames.shape[0]), frames.shape[0] / s.hop_frames, speech_ratio,
+                              self._source_id)
 
     def _complete_hops(self) -> list[VoiceEmbedding]:
         out: list[VoiceEmbedding] = []
@@ -287,6 +328,9 @@ class VoiceEmbedder:
     def _flush_segment(self) -> list[VoiceEmbedding]:
         if self._seg_pts_ns is None:
             return []
+        t0 = time.perf_counter()
+        self._run_vad(self._vad.flush())  # its last window is padded, its end clamped to the audio's
+        self.stats.compute_s += time.perf_counter() - t0
         start = self._boundary(self._hop_k)
         item = self._embed(start, self._received) if self._received > start else None
         return [item] if item is not None else []
@@ -324,6 +368,9 @@ class VoiceEmbedder:
         if samples.shape[0]:
             self._buf = np.concatenate([self._buf, samples])
             self._received += samples.shape[0]
+            t0 = time.perf_counter()
+            self._run_vad(self._vad.process(samples))
+            self.stats.compute_s += time.perf_counter() - t0
             out.extend(self._complete_hops())
         return out
 
@@ -363,7 +410,7 @@ def voice_embeddings(settings: VoiceEmbeddingSettings | None = None, *,
 
 
 def voice_embeddings_array(samples: np.ndarray, *, start_ns: int = 0, embedder: VoiceEmbedder | None = None,
-                           chunk_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                           chunk_s: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voice embeddings of a whole 16 kHz signal (feature caches and ``streamline evaluate``).
 
     Streams the signal through a :class:`VoiceEmbedder` as one contiguous segment
@@ -377,7 +424,8 @@ def voice_embeddings_array(samples: np.ndarray, *, start_ns: int = 0, embedder: 
         chunk_s: chunk length used to push (the items do not depend on it).
 
     Returns:
-        ``(times_ns, vectors)``: (m,) int64 item times and (m, 769) float32 vectors.
+        ``(times_ns, vectors, speech_ratios)``: (m,) int64 item times, (m, 769) float32
+        vectors and (m,) float32 :attr:`VoiceEmbedding.speech_ratio` values.
 
     Raises:
         MediaError: ``samples`` is not 1-D floating point or holds NaN/infinity.
@@ -404,5 +452,6 @@ def voice_embeddings_array(samples: np.ndarray, *, start_ns: int = 0, embedder: 
         if own:
             emb.close()
     if not items:
-        return np.zeros(0, np.int64), np.zeros((0, VOICE_EMBEDDING_DIM), np.float32)
-    return np.array([it.pts_ns for it in items], np.int64), np.stack([it.vector() for it in items])
+        return np.zeros(0, np.int64), np.zeros((0, VOICE_EMBEDDING_DIM), np.float32), np.zeros(0, np.float32)
+    return (np.array([it.pts_ns for it in items], np.int64), np.stack([it.vector() for it in items]),
+            np.array([it.speech_ratio for it in items], np.float32))

@@ -10,8 +10,9 @@ with a few seeded augmented variants per item, and stored as one ``.npz``:
   and shift; 4 pink-ish noise at 10-20 dB SNR, gain and shift. The voice items
   of each variant come from a :class:`~streamline.features.VoiceEmbedder` over
   the augmented 16 kHz samples (one 769-value item per 0.5 s hop).
-  Arrays: ``feats`` (total items, 769) float32, ``offsets`` (items, variants + 1)
-  int64 into ``feats``... (see :func:`load_voice_cache`).
+  Arrays: ``feats`` (total items, 769) float32, ``speech`` (total items,) float32
+  (each item's ``speech_ratio``), ``offsets`` (items, variants + 1) int64 into
+  ``feats``... (see :func:`load_voice_cache`).
 * ``face_<name>.npz``: still images. Variants: 0 original; 1 mirrored; 2 crop
   (80-95 % of each side, random offset) with brightness/contrast change;
   3 mirrored + crop + brightness; 4 gamma and a small crop. Arrays: ``feats``
@@ -39,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .datasets import LabeledItem
-from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM
+from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, voice_has_speech
 
 __all__ = [
     "CACHE_VERSION",
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 
 #: Per cache kind, bumped whenever its cached numbers would change (voice 2: Whisper embeddings;
 #: text 2: all-mpnet-base-v2 layers 6+8).
-CACHE_VERSION = {"voice": 2, "face": 1, "text": 2}
+CACHE_VERSION = {"voice": 3, "face": 1, "text": 2}
 VOICE_VARIANTS = 5
 FACE_VARIANTS = 5
 TEXT_VARIANTS = 3
@@ -175,25 +176,28 @@ def build_voice_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0
     if _fresh(path, meta):
         return path
     feats: list[np.ndarray] = []
+    speech: list[np.ndarray] = []
     offsets = np.zeros((len(items), variants + 1), dtype=np.int64)
     pos = 0
     t0 = time.perf_counter()
     with VoiceEmbedder() as embedder:
         for i, it in enumerate(items):
             assert it.path is not None
-            samples, _, f0 = audio_file_features(it.path, embedder=embedder)
+            samples, _, f0, s0 = audio_file_features(it.path, embedder=embedder)
             rng = np.random.default_rng([seed, i])
             for v in range(variants):
-                f = f0 if v == 0 else voice_embeddings_array(augment_audio(samples, v, rng), embedder=embedder)[1]
+                f, sr = (f0, s0) if v == 0 else voice_embeddings_array(augment_audio(samples, v, rng), embedder=embedder)[1:]
                 offsets[i, v] = pos
                 feats.append(f.astype(np.float32))
+                speech.append(sr.astype(np.float32))
                 pos += f.shape[0]
             offsets[i, variants] = pos
             if progress and (i + 1) % 100 == 0:
                 progress(f"voice cache {path.name}: {i + 1}/{len(items)} ({time.perf_counter() - t0:.0f} s)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, feats=np.concatenate(feats), offsets=offsets, meta=np.array(meta), **_common(items))
+    np.savez(tmp, feats=np.concatenate(feats), speech=np.concatenate(speech), offsets=offsets, meta=np.array(meta),
+             **_common(items))
     tmp.replace(path)
     return path
 
@@ -268,9 +272,11 @@ def build_text_cache(items: Sequence[LabeledItem], path: Path, *, seed: int = 0,
 
 @dataclass(slots=True)
 class VoiceCache:
-    """A loaded voice cache: item ``i`` variant ``v`` is ``feats[offsets[i, v]:offsets[i, v + 1]]``."""
+    """A loaded voice cache: item ``i`` variant ``v`` is ``feats[offsets[i, v]:offsets[i, v + 1]]``,
+    with the items' speech ratios in ``speech`` at the same rows."""
 
     feats: np.ndarray
+    speech: np.ndarray
     offsets: np.ndarray
     labels: np.ndarray
     speakers: np.ndarray
@@ -280,6 +286,10 @@ class VoiceCache:
     def get(self, i: int, v: int = 0) -> np.ndarray:
         """(m, 769) float32 voice items (0.5 s hops) of item ``i``, variant ``v``."""
         return self.feats[self.offsets[i, v] : self.offsets[i, v + 1]].astype(np.float32)
+
+    def has_speech(self, i: int, v: int = 0) -> np.ndarray:
+        """(m,) bool: which of :meth:`get`'s items hold speech (:func:`~streamline.fusion.extract.voice_has_speech`)."""
+        return voice_has_speech(self.speech[self.offsets[i, v] : self.offsets[i, v + 1]])
 
     @property
     def variants(self) -> int:
@@ -316,7 +326,7 @@ def _load(path: Path) -> dict[str, Any]:
 def load_voice_cache(path: Path) -> VoiceCache:
     """Load a cache written by :func:`build_voice_cache`."""
     z = _load(path)
-    return VoiceCache(z["feats"], z["offsets"], z["labels"], z["speakers"], z["intensity"], z["paths"])
+    return VoiceCache(z["feats"], z["speech"], z["offsets"], z["labels"], z["speakers"], z["intensity"], z["paths"])
 
 
 def load_face_cache(path: Path) -> FaceCache:

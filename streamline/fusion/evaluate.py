@@ -54,7 +54,9 @@ class FileFeatures:
     """Every modality's features of one file (None where absent or not requested).
 
     Attributes:
-        voice_times_ns, voice: (m,) int64 and (m, 769) float32 voice items (0.5 s hops).
+        voice_times_ns, voice, voice_speech: (m,) int64, (m, 769) float32 and (m,) bool
+            voice items (0.5 s hops); ``voice_speech`` is True where the hop holds speech
+            (:func:`~streamline.fusion.extract.voice_has_speech`).
         face_times_ns, face, face_present: (k,) int64, (k, 63) float32, (k,) bool.
         text: (1537,) float32 transcript features.
         duration_ns: the timeline span covered by the features.
@@ -62,6 +64,7 @@ class FileFeatures:
 
     voice_times_ns: np.ndarray | None = None
     voice: np.ndarray | None = None
+    voice_speech: np.ndarray | None = None
     face_times_ns: np.ndarray | None = None
     face: np.ndarray | None = None
     face_present: np.ndarray | None = None
@@ -74,7 +77,7 @@ class FileFeatures:
         out = []
         if self.face is not None and self.face_present is not None and self.face_present.any():
             out.append("face")
-        if self.voice is not None and len(self.voice):
+        if self.voice is not None and self.voice_speech is not None and self.voice_speech.any():
             out.append("voice")
         if self.text is not None:
             out.append("text")
@@ -91,7 +94,7 @@ def file_features(item: LabeledItem, modalities: Sequence[str] = MODALITIES, *, 
         MediaNotFoundError, CorruptMediaError, NoMediaStreamsError, MediaError: from decoding.
     """
     from ..sources import probe
-    from .extract import audio_file_features, image_file_rgb, texts_features, video_file_faces
+    from .extract import audio_file_features, image_file_rgb, texts_features, video_file_faces, voice_has_speech
 
     out = FileFeatures()
     ends: list[int] = []
@@ -101,8 +104,8 @@ def file_features(item: LabeledItem, modalities: Sequence[str] = MODALITIES, *, 
         info = probe(path)
         kinds = {s.kind for s in info.streams} if not is_image else {"video"}
         if "voice" in modalities and "audio" in kinds:
-            _, t, f = audio_file_features(path, embedder=embedder)
-            out.voice_times_ns, out.voice = t, f
+            _, t, f, speech = audio_file_features(path, embedder=embedder)
+            out.voice_times_ns, out.voice, out.voice_speech = t, f, voice_has_speech(speech)
             if len(t):
                 ends.append(int(t[-1]) + int(_VOICE_HOP_S * 1e9))  # the last hop's end on the hop grid
         if "face" in modalities and "video" in kinds:
@@ -141,11 +144,11 @@ def file_windows(ff: FileFeatures, modalities: Sequence[str], *, window_s: float
     for s in starts:
         e = s + win_ns
         kw: dict[str, Any] = {}
-        if "voice" in modalities and ff.voice is not None and ff.voice_times_ns is not None:
+        if "voice" in modalities and ff.voice is not None and ff.voice_times_ns is not None and ff.voice_speech is not None:
             sel = (ff.voice_times_ns >= s) & (ff.voice_times_ns < e)
             if sel.any():
                 kw["voice"] = ff.voice[sel]
-                kw["voice_mask"] = np.ones(int(sel.sum()), bool)
+                kw["voice_mask"] = ff.voice_speech[sel].copy()
         if "face" in modalities and ff.face is not None and ff.face_times_ns is not None and ff.face_present is not None:
             sel = (ff.face_times_ns >= s) & (ff.face_times_ns < e)
             if ff.duration_ns == 0 or len(ff.face_times_ns) == 1:
@@ -223,7 +226,9 @@ def evaluate_items(
             have = ff.available
             if not have:
                 msg = f"none of the requested modalities ({', '.join(mods)}) is in this file"
-                if ff.voice is not None:  # it has audio, too short for one voice item
+                if ff.voice is not None and len(ff.voice):
+                    msg += " (the VAD found no speech in its audio)"
+                elif ff.voice is not None:  # it has audio, too short for one voice item
                     msg += " (its audio is shorter than the 0.1 s a voice item needs)"
                 log.warning("evaluate: %s: %s", item.path, msg)
                 errors.append({"path": str(item.path), "error": msg})

@@ -7,6 +7,7 @@ the same numbers:
 * voice: :func:`streamline.sources.read_audio` (16 kHz mono) then a
   :class:`streamline.features.VoiceEmbedder` (769 values every 0.5 s hop:
   pooled Whisper tiny.en encoder states, see :mod:`streamline.features.voice_embedding`);
+  a hop counts as voice only when it holds speech (:func:`voice_has_speech`);
 * face: :func:`streamline.sources.open_media` (RGB frames) then
   :class:`streamline.face.FaceAnalyzer` (blendshapes, head pose, facex expression),
   packed by :func:`face_vector`;
@@ -45,6 +46,8 @@ __all__ = [
     "FACE_FEATURE_DIM",
     "VOICE_FEATURE_DIM",
     "TEXT_FEATURE_DIM",
+    "VOICE_MIN_SPEECH_RATIO",
+    "voice_has_speech",
     "FaceTrack",
     "face_vector",
     "text_vector",
@@ -63,6 +66,16 @@ FACE_FEATURE_DIM = 63
 VOICE_FEATURE_DIM = VOICE_EMBEDDING_DIM
 #: Values of the text feature vector (streamline.features.TEXT_EMBEDDING_DIM + valence).
 TEXT_FEATURE_DIM = TEXT_EMBEDDING_DIM + 1
+#: A voice hop holds speech when at least this share of its 32 ms VAD windows is speech
+#: (``VoiceEmbedding.speech_ratio``): 0.25 of a 0.5 s hop is 125 ms, about one syllable.
+#: Hops below it are masked out of the voice modality, in training and inference alike.
+VOICE_MIN_SPEECH_RATIO = 0.25
+
+
+def voice_has_speech(speech_ratio: Any) -> np.ndarray:
+    """Where voice hops hold speech: ``speech_ratio >= VOICE_MIN_SPEECH_RATIO``, a bool
+    array of ``speech_ratio``'s shape (0-d for one value)."""
+    return np.asarray(speech_ratio) >= VOICE_MIN_SPEECH_RATIO
 
 
 def face_vector(observation: Any) -> np.ndarray | None:
@@ -88,7 +101,8 @@ def text_vector(embedding: np.ndarray, valence: float) -> np.ndarray:
     return v
 
 
-def audio_file_features(path: str | os.PathLike[str], *, embedder: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def audio_file_features(path: str | os.PathLike[str], *,
+                        embedder: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decode a file's audio at 16 kHz mono and compute its voice items.
 
     Args:
@@ -96,8 +110,10 @@ def audio_file_features(path: str | os.PathLike[str], *, embedder: Any = None) -
         embedder: a :class:`~streamline.features.VoiceEmbedder` to reuse (None: load one for this call).
 
     Returns:
-        ``(samples (n,) float32, times_ns (m,) int64, vectors (m, 769) float32)``; times
-        on the file's timeline (``read_audio``'s ``pts_ns`` is the first sample's time).
+        ``(samples (n,) float32, times_ns (m,) int64, vectors (m, 769) float32,
+        speech_ratios (m,) float32)``; times on the file's timeline (``read_audio``'s
+        ``pts_ns`` is the first sample's time); see :attr:`VoiceEmbedding.speech_ratio
+        <streamline.features.VoiceEmbedding.speech_ratio>`.
 
     Raises:
         MediaNotFoundError, CorruptMediaError, NoMediaStreamsError, MediaError: see
@@ -108,8 +124,8 @@ def audio_file_features(path: str | os.PathLike[str], *, embedder: Any = None) -
 
     chunk = read_audio(path, sample_rate_hz=16000, fill_gaps=True)
     samples = np.asarray(chunk.samples, dtype=np.float32)
-    times, feats = voice_embeddings_array(samples, start_ns=int(chunk.pts_ns), embedder=embedder)
-    return samples, times, feats
+    times, feats, speech = voice_embeddings_array(samples, start_ns=int(chunk.pts_ns), embedder=embedder)
+    return samples, times, feats, speech
 
 
 @dataclass(slots=True)

@@ -8,9 +8,11 @@ The fusion model reads three synchronizer streams, by name:
   is valid for the model when the synchronizer marks it valid *and* the face
   was present there.
 * ``"voice"``: :class:`~streamline.features.VoiceEmbedding` items (one per
-  0.5 s hop, stamped inside their hop); values = the 769-value vector, one row
-  per item whose time is in the window (no grid), so a window whose edges lie
-  on the hop grid holds exactly its own hops, partial ones included.
+  0.5 s hop, stamped inside their hop); values = the 769-value vector plus a
+  speech flag (770 values, :func:`voice_values`), one row per item whose time
+  is in the window (no grid), so a window whose edges lie on the hop grid holds
+  exactly its own hops, partial ones included. Only hops with speech are valid
+  for the model: silence does not count as voice.
 * ``"text"``: :class:`~streamline.features.TextFeatures` items (intervals
   ``[start_ns, end_ns)`` of an utterance's committed words); values = the 1537
   text features. The window's text is the last text item overlapping it.
@@ -32,7 +34,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..flow import engine_operator
-from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, VOICE_FEATURE_DIM, face_vector, text_vector
+from .extract import FACE_FEATURE_DIM, TEXT_FEATURE_DIM, VOICE_FEATURE_DIM, face_vector, text_vector, voice_has_speech
 from .recognizer import EmotionRecognizer, RecognizerSettings, RunningFilter, WindowInputs, make_estimate
 from .types import EmotionEstimate
 
@@ -50,8 +52,12 @@ def face_values(observation: Any) -> np.ndarray:
 
 
 def voice_values(item: Any) -> np.ndarray:
-    """(769,) float32 vector of a :class:`~streamline.features.VoiceEmbedding`."""
-    return item.vector()
+    """(770,) float32: the 769-value vector of a :class:`~streamline.features.VoiceEmbedding`
+    and a speech flag (1.0 when the hop holds speech, :func:`~streamline.fusion.extract.voice_has_speech`)."""
+    out = np.empty(VOICE_FEATURE_DIM + 1, np.float32)
+    out[:VOICE_FEATURE_DIM] = item.vector()
+    out[VOICE_FEATURE_DIM] = 1.0 if voice_has_speech(item.speech_ratio) else 0.0
+    return out
 
 
 def text_values(features: Any) -> np.ndarray:
@@ -77,7 +83,7 @@ def stream_specs(
     return [
         StreamSpec("face", kind="point", value_fn=face_values, dim=FACE_FEATURE_DIM + 1, grid_hz=face_rate_hz,
                    resample="nearest", max_age_s=0.1, lateness_budget_s=face_budget_s, keep_items=False),
-        StreamSpec("voice", kind="point", value_fn=voice_values, dim=VOICE_FEATURE_DIM, max_age_s=0.5,
+        StreamSpec("voice", kind="point", value_fn=voice_values, dim=VOICE_FEATURE_DIM + 1, max_age_s=0.5,
                    lateness_budget_s=voice_budget_s, keep_items=False),
         StreamSpec("text", kind="interval", value_fn=text_values, dim=TEXT_FEATURE_DIM,
                    lateness_budget_s=text_budget_s, keep_items=False),
@@ -92,6 +98,22 @@ def _grid_or_points(sl: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
+def _flagged(window: Any, name: str, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Values and mask of stream ``name``: rows of ``dim`` values, or ``dim + 1`` whose
+    last value is a validity flag (face present, speech) folded into the mask."""
+    if name not in window.streams:
+        return None
+    got = _grid_or_points(window.streams[name])
+    if got is None or not got[0].shape[1]:
+        return None
+    x, m = got
+    if x.shape[1] == dim + 1:
+        return np.ascontiguousarray(x[:, :dim]), m & (x[:, dim] > 0.5)
+    if x.shape[1] == dim:
+        return np.ascontiguousarray(x), m
+    raise ConfigError(f"window {window.index}: stream {name!r} values have width {x.shape[1]}, expected {dim + 1}")
+
+
 def window_inputs(window: Any, *, face: str = "face", voice: str = "voice", text: str = "text") -> WindowInputs:
     """The model inputs of one :class:`~streamline.sync.AlignedWindow` (streams looked up by name).
 
@@ -100,22 +122,12 @@ def window_inputs(window: Any, *, face: str = "face", voice: str = "voice", text
     """
     kw: dict[str, Any] = {}
     streams = window.streams
-    if face in streams:
-        got = _grid_or_points(streams[face])
-        if got is not None and got[0].shape[1] in (FACE_FEATURE_DIM, FACE_FEATURE_DIM + 1):
-            x, m = got
-            if x.shape[1] == FACE_FEATURE_DIM + 1:
-                m = m & (x[:, FACE_FEATURE_DIM] > 0.5)
-                x = x[:, :FACE_FEATURE_DIM]
-            kw["face"], kw["face_mask"] = np.ascontiguousarray(x), m
-        elif got is not None and got[0].shape[1]:
-            raise ConfigError(f"window {window.index}: stream {face!r} values have width {got[0].shape[1]}, expected {FACE_FEATURE_DIM + 1}")
-    if voice in streams:
-        got = _grid_or_points(streams[voice])
-        if got is not None and got[0].shape[1] == VOICE_FEATURE_DIM:
-            kw["voice"], kw["voice_mask"] = np.ascontiguousarray(got[0]), got[1]
-        elif got is not None and got[0].shape[1]:
-            raise ConfigError(f"window {window.index}: stream {voice!r} values have width {got[0].shape[1]}, expected {VOICE_FEATURE_DIM}")
+    got = _flagged(window, face, FACE_FEATURE_DIM)
+    if got is not None:
+        kw["face"], kw["face_mask"] = got
+    got = _flagged(window, voice, VOICE_FEATURE_DIM)
+    if got is not None:
+        kw["voice"], kw["voice_mask"] = got
     if text in streams:
         sl = streams[text]
         if sl.values is not None and sl.count and sl.values.shape[1] == TEXT_FEATURE_DIM:

@@ -25,13 +25,21 @@ smoothing, AdamW, cosine schedule, the best validation macro-F1 epoch kept); (2)
 (4) one temperature per modality subset on validation combinations. Then test
 metrics are computed on held-out speakers and saved with the weights.
 
+Voice sees speech only: the hops of a clip in which the VAD finds speech
+(:func:`~streamline.fusion.extract.voice_has_speech`), as at inference, where
+other hops are masked. Training crops are cut from a clip's speech hops; clips
+without any are left out of training and validation, and count as wrong (uniform
+probabilities) in the test figures.
+
 Valence and arousal targets: no corpus here has dimensional labels, so the
 heads learn each class's place on Russell's circumplex (:data:`VA_PROTOTYPES`,
 approximate coordinates after Russell 1980, J. Pers. Soc. Psychol. 39(6)),
 scaled by 0.7 for RAVDESS normal-intensity takes; RAVDESS calm keeps its own
 place (low arousal) although its class is neutral.
 
-Determinism: torch and numpy are seeded from ``TrainSettings.seed``, torch runs
+Determinism: torch and numpy are seeded from ``TrainSettings.seed`` (the model's
+initialisation), and again at the start of each stage from the seed and the stage
+alone, so that a change to one corpus does not move the other branches; torch runs
 deterministic algorithms on ``threads`` CPU threads; the same settings and caches
 give the same weights.
 """
@@ -202,10 +210,27 @@ class _VoiceData:
         spk = cache.speakers.astype(str)
         test = np.isin(spk, RAVDESS_TEST_ACTORS)
         val = np.isin(spk, RAVDESS_VAL_ACTORS)
-        self.split = _Split(np.flatnonzero(~test & ~val), np.flatnonzero(val), np.flatnonzero(test))
+        # a clip in which the VAD finds no speech has no voice to learn from; test keeps them all
+        spoken = np.array([cache.has_speech(i, 0).any() for i in range(len(cache.labels))], dtype=bool)
+        self.split = _Split(np.flatnonzero(~test & ~val & spoken), np.flatnonzero(val & spoken), np.flatnonzero(test))
+
+    def speech_hops(self, i: int, v: int) -> np.ndarray:
+        """(m, 769) the hops of item ``i``, variant ``v``, that hold speech (the voice the
+        model sees); an augmentation that hid all the speech gives the original's."""
+        keep = self.c.has_speech(i, v)
+        if v and not keep.any():
+            return self.speech_hops(i, 0)
+        return self.c.get(i, v)[keep]
+
+    def clip_windows(self, i: int, win_frames: int, hop_frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The windows ``streamline evaluate`` makes of clip ``i``: (hops, speech mask) on the
+        clip's own timeline, those without speech left out."""
+        f, keep = self.c.get(i, 0), self.c.has_speech(i, 0)
+        return [(f[st : st + win_frames], keep[st : st + win_frames])
+                for st in clip_window_starts(f.shape[0], win_frames, hop_frames) if keep[st : st + win_frames].any()]
 
     def crop(self, i: int, v: int, rng: np.random.Generator | None, crop_frames: int | None) -> np.ndarray:
-        f = self.c.get(i, v)
+        f = self.speech_hops(i, v)
         if crop_frames is None or f.shape[0] <= crop_frames:
             return f
         if rng is None:  # centre crop
@@ -223,13 +248,15 @@ def _drop_hop(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return f
 
 
-def _pad(seqs: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _pad(seqs: list[np.ndarray], dim: int, masks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stack sequences into (B, longest, dim) values and a (B, longest) mask: True at real
+    rows, or ``masks[k]`` there when given."""
     n = max(1, max((s.shape[0] for s in seqs), default=1))
     x = np.zeros((len(seqs), n, dim), dtype=np.float32)
     m = np.zeros((len(seqs), n), dtype=bool)
     for k, s in enumerate(seqs):
         x[k, : s.shape[0]] = s
-        m[k, : s.shape[0]] = True
+        m[k, : s.shape[0]] = True if masks is None else masks[k]
     return x, m
 
 
@@ -293,7 +320,12 @@ class _Trainer:
 
         self.cfg = FusionConfig(strategy=s.strategy, **dict(s.model))
         self.net = FusionNet(self.cfg)
-        self.rng = np.random.default_rng(s.seed)
+
+    def reseed(self, stage: int) -> np.random.Generator:
+        """Seed torch (dropout) and return a numpy generator for one training stage, from
+        (seed, stage) alone: a change in one corpus leaves the other stages' draws alone."""
+        self.torch.manual_seed(self.s.seed * 1000 + 100 + stage)
+        return np.random.default_rng([self.s.seed, 100 + stage])
 
     def T(self, a: np.ndarray) -> Any:
         return self.torch.from_numpy(np.ascontiguousarray(a))
@@ -327,22 +359,23 @@ class _Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
         best, best_state, best_epoch = -1.0, None, -1
         name = MODALITIES[mod]
+        rng = self.reseed(mod)
         for epoch in range(epochs):
             enc.train()
             self.net.branch_heads[mod].train()
             if balanced:
-                order = _balanced_indices(train_idx, y, n_per_epoch, self.rng)
+                order = _balanced_indices(train_idx, y, n_per_epoch, rng)
             else:
-                order = self.rng.permutation(train_idx)[:n_per_epoch]
+                order = rng.permutation(train_idx)[:n_per_epoch]
             t0 = time.perf_counter()
             total = 0.0
             for b0 in range(0, len(order), self.s.batch_size):
                 bi = order[b0 : b0 + self.s.batch_size]
-                x, m = batch_fn(bi, self.rng)
+                x, m = batch_fn(bi, rng)
                 if mixup > 0:
                     # mixup (Zhang et al. 2018): convex pairs of examples and of their targets
-                    lam = float(self.rng.beta(mixup, mixup))
-                    perm = self.rng.permutation(len(bi))
+                    lam = float(rng.beta(mixup, mixup))
+                    perm = rng.permutation(len(bi))
                     x = lam * x + (1 - lam) * x[perm]
                     m = m | m[perm]
                     logits, pva = self._branch_forward(mod, x, m)
@@ -455,7 +488,7 @@ def _train(settings: TrainSettings, log_fn: Callable[[str], None]) -> dict[str, 
 
     # -- normalisation statistics (training split only) ----------------------------
     # the voice encoder standardises the pooled window vector: statistics of training windows
-    windows = [f[st : st + win_frames] for f in (voice.c.get(i, 0) for i in voice.split.train)
+    windows = [f[st : st + win_frames] for f in (voice.speech_hops(i, 0) for i in voice.split.train)
                for st in clip_window_starts(f.shape[0], win_frames, hop_frames)]
     wx, wm = _pad(windows, VOICE_FEATURE_DIM)
     pooled = net.voice.pool(torch.from_numpy(wx), torch.from_numpy(wm)).numpy()
@@ -478,18 +511,20 @@ def _train(settings: TrainSettings, log_fn: Callable[[str], None]) -> dict[str, 
         return _pad(seqs, VOICE_FEATURE_DIM)
 
     def voice_clip_probs(idx: np.ndarray) -> np.ndarray:
-        """Clip-level probabilities: mean over the clip's 2 s windows (hop 0.5 s)."""
-        seqs, owner = [], []
+        """Clip-level probabilities: mean over the clip's 2 s windows with speech (hop 0.5 s),
+        as ``streamline evaluate`` computes them; uniform for a clip without speech."""
+        seqs, masks, owner = [], [], []
         for k, i in enumerate(idx):
-            f = voice.c.get(int(i), 0)
-            for st in clip_window_starts(f.shape[0], win_frames, hop_frames):
-                seqs.append(f[st : st + win_frames])
+            for f, keep in voice.clip_windows(int(i), win_frames, hop_frames):
+                seqs.append(f)
+                masks.append(keep)
                 owner.append(k)
-        x, m = _pad(seqs, VOICE_FEATURE_DIM)
+        x, m = _pad(seqs, VOICE_FEATURE_DIM, masks)
         lg, _ = tr.predict_branch(1, x, m)
         p = _softmax(lg)
         owner_a = np.array(owner)
-        return np.stack([p[owner_a == k].mean(0) for k in range(len(idx))])
+        uniform = np.full(NUM_CLASSES, 1 / NUM_CLASSES, np.float32)
+        return np.stack([p[owner_a == k].mean(0) if (owner_a == k).any() else uniform for k in range(len(idx))])
 
     def voice_val() -> dict[str, Any]:
         return classification_report(voice.y[voice.split.val], voice_clip_probs(voice.split.val))
@@ -617,11 +652,12 @@ def _train(settings: TrainSettings, log_fn: Callable[[str], None]) -> dict[str, 
         val_inputs, val_y, _ = combos("val", 1400, val_rng, train=False)
         val_inputs = drop_modalities(val_inputs, val_rng, s.modality_keep)
         best, best_state = -1.0, None
+        rng = tr.reseed(len(MODALITIES))
         for epoch in range(s.fusion_epochs):
             t0 = time.perf_counter()
             for _ in range(steps_per_epoch):
-                inputs, y, va = combos("train", s.batch_size, tr.rng, train=True)
-                inputs = drop_modalities(inputs, tr.rng, s.modality_keep)
+                inputs, y, va = combos("train", s.batch_size, rng, train=True)
+                inputs = drop_modalities(inputs, rng, s.modality_keep)
                 for mod_name in ("mlp", "layers", "heads", "norm"):
                     if hasattr(net, mod_name):
                         getattr(net, mod_name).train()

@@ -45,7 +45,7 @@ def _push_in_chunks(e: VoiceEmbedder, x: np.ndarray, sizes: list[int], start_ns:
 
 
 def test_one_item_per_hop_on_the_session_grid(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
-    times, vecs = voice_embeddings_array(speech, embedder=embedder)
+    times, vecs, _ = voice_embeddings_array(speech, embedder=embedder)
     n_hops = -(-len(speech) // 8000)
     assert vecs.shape == (n_hops, VOICE_EMBEDDING_DIM) and vecs.dtype == np.float32
     assert times.tolist() == [k * S // 2 for k in range(n_hops)]
@@ -54,7 +54,7 @@ def test_one_item_per_hop_on_the_session_grid(embedder: VoiceEmbedder, speech: n
 
 
 def test_items_are_pooled_encoder_states_of_the_hop_with_its_left_context(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
-    _, vecs = voice_embeddings_array(speech, embedder=embedder)
+    _, vecs, _ = voice_embeddings_array(speech, embedder=embedder)
     # hop 4 = [2.0 s, 2.5 s): the encoder sees [0.5 s, 2.5 s), the hop is its last 25 frames (20 ms each)
     states = embedder.recognizer.encode(speech[8000:40000])[-25:]
     assert np.allclose(vecs[4, :384], states.mean(0), atol=1e-5)
@@ -67,6 +67,30 @@ def test_items_do_not_depend_on_chunking(embedder: VoiceEmbedder, speech: np.nda
         got = _push_in_chunks(embedder, speech, sizes)
         assert [g.pts_ns for g in got] == [r.pts_ns for r in ref]
         assert all(np.array_equal(g.vector(), r.vector()) for g, r in zip(got, ref))
+        assert [g.speech_ratio for g in got] == [r.speech_ratio for r in ref]
+
+
+def test_speech_ratio_is_the_share_of_silero_speech_windows_ending_in_the_hop(speech: np.ndarray) -> None:
+    """Without the WebRTC gate, a hop's ratio is exactly the share of Silero's 32 ms windows
+    (ending in the hop) at or above the onset, as silero_probabilities computes them."""
+    from streamline.speech import VadSettings
+    from streamline.speech.vad import silero_probabilities
+
+    with VoiceEmbedder(VoiceEmbeddingSettings(vad=VadSettings(webrtc_gate=False))) as e:
+        items = _push_in_chunks(e, speech, [1234])
+    p = silero_probabilities(speech)
+    window_end = np.minimum(np.arange(1, len(p) + 1) * 512, len(speech))
+    for k, it in enumerate(items):
+        inside = (window_end > 8000 * k) & (window_end <= min(8000 * (k + 1), len(speech)))
+        assert it.speech_ratio == pytest.approx((p[inside] >= 0.5).mean())
+
+
+def test_speech_ratio_on_the_bundled_clip(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    """GRID's speaker is silent for the first second and after about 2.1 s, and speaks between."""
+    _, _, ratios = voice_embeddings_array(speech, embedder=embedder)
+    assert ratios.dtype == np.float32 and ratios.shape == (6,)
+    assert ratios[:2].tolist() == [0.0, 0.0] and (ratios[2:4] >= 0.9).all() and ratios[5] == 0.0
+    assert embedder.stats.speech_items >= 3
 
 
 def test_no_look_ahead(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
@@ -78,7 +102,7 @@ def test_no_look_ahead(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
 
 
 def test_a_stream_starting_off_the_grid_gives_a_partial_first_hop(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
-    times, vecs = voice_embeddings_array(speech[:16000], start_ns=S // 4, embedder=embedder)
+    times, vecs, _ = voice_embeddings_array(speech[:16000], start_ns=S // 4, embedder=embedder)
     # samples cover [0.25 s, 1.25 s): hops [0.25, 0.5) partial, [0.5, 1.0) full, [1.0, 1.25) partial
     assert times.tolist() == [S // 4, S // 2, S]
     assert vecs[:, 768].tolist() == pytest.approx([0.48, 1.0, 0.48])
@@ -97,13 +121,16 @@ def test_gaps_and_overlaps(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
     assert [(it.pts_ns, it.end_ns) for it in items] == [(0, S // 2), (S // 2, 3 * S // 4), (2 * S, 5 * S // 2), (5 * S // 2, 3 * S)]
 
 
-def test_silence_gives_finite_items(embedder: VoiceEmbedder) -> None:
-    times, vecs = voice_embeddings_array(np.zeros(SR * 2, np.float32), embedder=embedder)
-    assert len(times) == 4 and np.isfinite(vecs).all()
+def test_silence_and_noise_are_not_speech(embedder: VoiceEmbedder) -> None:
+    times, vecs, ratios = voice_embeddings_array(np.zeros(SR * 2, np.float32), embedder=embedder)
+    assert len(times) == 4 and np.isfinite(vecs).all() and not ratios.any()
+    noise = np.random.default_rng(0).normal(0, 0.1, SR * 2).astype(np.float32)
+    _, _, ratios = voice_embeddings_array(noise, embedder=embedder)
+    assert not ratios.any()
 
 
 def test_too_little_audio_gives_no_item(embedder: VoiceEmbedder) -> None:
-    times, vecs = voice_embeddings_array(np.zeros(1000, np.float32), embedder=embedder)  # 62 ms
+    times, vecs, _ = voice_embeddings_array(np.zeros(1000, np.float32), embedder=embedder)  # 62 ms
     assert times.shape == (0,) and vecs.shape == (0, VOICE_EMBEDDING_DIM)
 
 
@@ -137,6 +164,8 @@ def test_settings_are_checked() -> None:
 
     with pytest.raises(ConfigError, match="tiny.en"):
         VoiceEmbeddingSettings(whisper=WhisperSettings(model="whisper-base"))
+    with pytest.raises(ConfigError, match="VadSettings"):
+        VoiceEmbeddingSettings(vad={"onset": 0.5})
 
 
 def test_a_source_that_restarts_its_clock_starts_a_new_segment(embedder: VoiceEmbedder, speech: np.ndarray, caplog) -> None:
@@ -150,7 +179,7 @@ def test_a_source_that_restarts_its_clock_starts_a_new_segment(embedder: VoiceEm
 
 
 def test_out_of_range_samples_are_clipped_not_turned_into_nan(embedder: VoiceEmbedder) -> None:
-    times, vecs = voice_embeddings_array(np.full(SR, 3e38, np.float32), embedder=embedder)
+    times, vecs, _ = voice_embeddings_array(np.full(SR, 3e38, np.float32), embedder=embedder)
     assert len(times) == 2 and np.isfinite(vecs).all()
 
 

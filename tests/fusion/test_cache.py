@@ -11,7 +11,13 @@ import pytest
 from streamline.fusion import cache as C
 from streamline.fusion.datasets import LabeledItem
 from streamline.features import TEXT_EMBEDDING_DIM
-from streamline.fusion.extract import TEXT_FEATURE_DIM, audio_file_features, image_face_features, texts_features
+from streamline.fusion.extract import (
+    TEXT_FEATURE_DIM,
+    audio_file_features,
+    image_face_features,
+    texts_features,
+    voice_has_speech,
+)
 from streamline.fusion.train import clip_window_starts
 
 
@@ -26,14 +32,18 @@ def _wav(path: Path, f0: float, seconds: float = 1.5, rate: int = 16000) -> Path
     return path
 
 
-def test_voice_cache_matches_the_inference_path_and_is_seeded(tmp_path: Path) -> None:
-    items = [LabeledItem(str(_wav(tmp_path / f"{k}.wav", 120 + 60 * k)), "happy", speaker=str(k)) for k in range(2)]
+def test_voice_cache_matches_the_inference_path_and_is_seeded(tmp_path: Path, bundled_clip: Path) -> None:
+    items = [LabeledItem(str(_wav(tmp_path / "0.wav", 120)), "happy", speaker="0"),
+             LabeledItem(str(bundled_clip), "neutral", speaker="1")]
     path = C.build_voice_cache(items, tmp_path / "v.npz", variants=3)
     cache = C.load_voice_cache(path)
-    assert cache.variants == 3 and list(cache.labels) == ["happy", "happy"]
-    _, _, feats = audio_file_features(items[1].path or "")
-    # variant 0 is exactly what inference computes
+    assert cache.variants == 3 and list(cache.labels) == ["happy", "neutral"]
+    _, _, feats, speech = audio_file_features(items[1].path or "")
+    # variant 0 is exactly what inference computes, speech flags included
     assert cache.get(1, 0).shape == feats.shape and np.array_equal(cache.get(1, 0), feats)
+    assert cache.has_speech(1, 0).tolist() == voice_has_speech(speech).tolist()
+    assert 2 <= cache.has_speech(1, 0).sum() < len(feats)  # GRID: silence, a sentence, silence
+    assert not cache.has_speech(0, 0).any()  # a steady tone is not speech
     assert not np.array_equal(cache.get(1, 0), cache.get(1, 2))  # the noise variant differs
     again = C.load_voice_cache(C.build_voice_cache(items, tmp_path / "v2.npz", variants=3))
     assert np.array_equal(again.feats, cache.feats)  # seeded: identical rebuild

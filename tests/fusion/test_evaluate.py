@@ -37,21 +37,38 @@ def _tone_wav(path: Path, seconds: float = 2.5, rate: int = 16000) -> Path:
     return path
 
 
+def _speech_wav(path: Path, clip: Path) -> Path:
+    """The bundled clip's audio alone, as a 16 kHz WAV file."""
+    from streamline.sources import read_audio
+
+    x = read_audio(clip, sample_rate_hz=16000).samples
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
+    return path
+
+
 def test_evaluate_cli_on_a_tiny_manifest(tmp_path: Path, bundled_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    wav = _tone_wav(tmp_path / "tone.wav")
+    _speech_wav(tmp_path / "speech.wav", bundled_clip)
+    _tone_wav(tmp_path / "tone.wav")
     manifest = tmp_path / "m.csv"
     with open(manifest, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "label", "transcript"])
         w.writerow([str(bundled_clip), "neutral", "bin blue at f two now"])
-        w.writerow(["tone.wav", "calm", ""])
+        w.writerow(["speech.wav", "calm", ""])
+        w.writerow(["tone.wav", "calm", ""])  # audio, but no speech: no voice to evaluate
         w.writerow(["missing.wav", "sad", ""])
     out = tmp_path / "out.json"
     assert main(["evaluate", "--manifest", str(manifest), "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     for key in ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "ece", "confusion", "per_class", "n"):
         assert key in report
-    assert report["n"] == 2 and len(report["errors"]) == 1 and "missing.wav" in report["errors"][0]["path"]
+    errors = {Path(e["path"]).name: e["error"] for e in report["errors"]}
+    assert report["n"] == 2 and set(errors) == {"tone.wav", "missing.wav"}
+    assert "the VAD found no speech" in errors["tone.wav"]
     assert report["items"][0]["modalities"] == ["face", "voice", "text"]
     assert report["items"][1]["modalities"] == ["voice"]
     subsets = report["subsets"]

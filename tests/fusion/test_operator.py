@@ -10,6 +10,7 @@ import pytest
 from streamline.face import FaceObservation
 from streamline.features import TEXT_EMBEDDING_DIM, TextFeatures, VoiceEmbedding
 from streamline.fusion import stream_specs, window_inputs
+from streamline.fusion.extract import VOICE_MIN_SPEECH_RATIO
 from streamline.sync import Synchronizer, WindowSpec
 
 S = 1_000_000_000
@@ -26,10 +27,10 @@ def _face(t_ns: int, present: bool) -> FaceObservation:
     )
 
 
-def _hop(k: int, weight: float = 1.0) -> VoiceEmbedding:
+def _hop(k: int, weight: float = 1.0, speech_ratio: float = 1.0) -> VoiceEmbedding:
     """Voice item of hop k (0.5 s hops): mean k, std 1."""
     return VoiceEmbedding(k * S // 2, (k + 1) * S // 2, np.full(384, float(k), np.float32), np.ones(384, np.float32),
-                          round(25 * weight), weight)
+                          round(25 * weight), weight, speech_ratio)
 
 
 def _windows() -> list:
@@ -65,6 +66,21 @@ def test_window_inputs_from_synchronizer_windows() -> None:
     assert w2.text is not None and w2.face_mask is not None and w2.face_mask.all()
 
 
+def test_hops_without_speech_are_masked_out_of_the_voice() -> None:
+    """Silence is not voice: hops under VOICE_MIN_SPEECH_RATIO are invalid rows, and a window
+    holding only such hops has no voice at all (the threshold itself is inclusive)."""
+    sync = Synchronizer(WindowSpec(2.0, 2.0), [s for s in stream_specs() if s.name == "voice"])
+    ratios = [0.0, VOICE_MIN_SPEECH_RATIO, 1.0, 0.1, 0.0, 0.0, 0.2, 0.0]
+    for k, r in enumerate(ratios):
+        sync.push("voice", _hop(k, speech_ratio=r))
+    sync.end_stream("voice")
+    w0, w1 = (window_inputs(w) for w in sync.poll())
+    assert w0.voice is not None and w0.voice.shape == (4, 769) and w0.voice[:, 0].tolist() == [0, 1, 2, 3]
+    assert w0.voice_mask is not None and w0.voice_mask.tolist() == [False, True, True, False]
+    assert w0.present == ("voice",)
+    assert w1.present == () and w1.voice_mask is not None and not w1.voice_mask.any()
+
+
 def test_window_without_a_stream_is_an_absent_modality() -> None:
     sync = Synchronizer(WindowSpec(2.0, 1.0), [s for s in stream_specs() if s.name == "voice"])
     for k in range(6):
@@ -78,7 +94,7 @@ def test_every_hop_item_lands_in_the_windows_holding_its_time() -> None:
     """Items are not resampled onto a grid: a partial hop stamped off the grid (a stream that
     starts at 0.37 s) still belongs to the first window, and no hop is counted twice."""
     sync = Synchronizer(WindowSpec(2.0, 0.5), [s for s in stream_specs() if s.name == "voice"])
-    first = VoiceEmbedding(370_000_000, S // 2, np.full(384, -1.0, np.float32), np.ones(384, np.float32), 6, 0.26)
+    first = VoiceEmbedding(370_000_000, S // 2, np.full(384, -1.0, np.float32), np.ones(384, np.float32), 6, 0.26, 1.0)
     sync.push("voice", first)
     for k in range(1, 6):
         sync.push("voice", _hop(k))

@@ -58,7 +58,9 @@ def test_every_modality_is_present_where_the_clip_has_it(grid_run):
     ests = grid_run.iterator
     with_face = [e for e in ests if "face" in e.modalities]
     assert len(with_face) >= 0.8 * len(ests)
-    assert all("voice" in e.modalities for e in ests)
+    # speech lies between ~1.0 and ~2.1 s: the windows holding it have voice, the last one,
+    # [2.5 s, 4.5 s), holds only silence, which is not voice
+    assert all("voice" in e.modalities for e in ests[:4]) and "voice" not in ests[-1].modalities
     # words are spoken between ~1.0 and ~2.1 s: the windows overlapping them carry text
     assert any("text" in e.modalities for e in ests)
     m = grid_run.metrics
@@ -109,7 +111,8 @@ def test_metrics_describe_the_run(grid_run):
     assert m["sync"]["windows"] == 6 and m["sync"]["late"] == 0
     assert m["word_lag"]["p95_s"] >= m["word_lag"]["p50_s"] >= 0
     assert m["estimate_latency"] is None                                        # only measured live
-    assert m["modality_coverage"]["voice"] == 1.0
+    with_voice = sum("voice" in e.modalities for e in grid_run.iterator)
+    assert m["modality_coverage"]["voice"] == pytest.approx(with_voice / 6, abs=1e-4) and 4 <= with_voice <= 5
 
 
 def test_a_file_is_analysed_the_same_way_every_time(models, bundled_clip, grid_run):
@@ -132,7 +135,8 @@ def test_audio_only_file_gives_voice_and_text_estimates(models, made_media):
         assert any("face modality absent" in n for n in pipeline.info.notes())
         ests = pipeline.run(timeout_s=120)
     assert len(ests) == 6
-    assert all("face" not in e.modalities and "voice" in e.modalities for e in ests)
+    assert not any("face" in e.modalities for e in ests)
+    assert all("voice" in e.modalities for e in ests[:4]) and ests[-1].modalities == ()  # silence at the end
     assert any("text" in e.modalities for e in ests)
 
 
