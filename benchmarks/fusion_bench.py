@@ -63,8 +63,8 @@ def _heldout(cache: Path):
     fi = np.flatnonzero(np.isin(f.speakers.astype(str), FACE_TEST_SUBJECTS) & f.present[:, 0])
     vs = []
     for i in vi:
-        x = v.get(int(i), 0)
-        s = max(0, (len(x) - 4) // 2)  # the centre 2 s: four 0.5 s hops
+        x = v.get(int(i), 0)[v.has_speech(int(i), 0)]  # the voice the model sees: hops with speech
+        s = max(0, (len(x) - 4) // 2)  # the centre 2 s of it: four 0.5 s hops
         vs.append(x[s : s + 4])
     groups = []
     n = len(vi) + len(fi) + len(t.labels)
