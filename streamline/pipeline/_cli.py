@@ -58,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Camera and microphone in; the video in a window with an overlay (face box, top emotions, "
             "live transcript, latency), or a live terminal view with --headless. --synthetic uses a "
-            "generated test pattern and tone instead of devices (no camera needed). Stop with q / Esc "
-            "in the window, or Ctrl-C."
+            "generated test pattern and tone instead of devices (no camera needed); a tone is not speech "
+            "and the pattern holds no face, so its windows say 'no data': it shows the live path, not "
+            "emotions. Stop with q / Esc in the window, or Ctrl-C."
         ),
     )
     w.add_argument("--headless", action="store_true", help="terminal view instead of a window")
