@@ -159,6 +159,11 @@ class VoiceEmbedding:
             it) with a Silero speech probability of at least ``VadSettings.onset``,
             in [0, 1] (module docstring).
         source_id: the audio source.
+
+    Raises:
+        TypeError: ``speech_ratio`` is not a number (e.g. code written before it
+            existed, passing ``source_id`` in its place).
+        ValueError: ``speech_ratio`` is NaN or outside [0, 1].
     """
 
     pts_ns: int
@@ -173,6 +178,14 @@ class VoiceEmbedding:
     def vector(self) -> np.ndarray:
         """(769,) float32: mean, std, weight (module docstring)."""
         return np.concatenate([self.mean, self.std, np.array([self.weight], np.float32)])
+
+    def __post_init__(self) -> None:
+        r = self.speech_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)):
+            hint = " (source_id comes after it: pass it by keyword)" if isinstance(r, str) else ""
+            raise TypeError(f"VoiceEmbedding.speech_ratio must be a number in [0, 1], got {r!r}{hint}")
+        if not 0.0 <= r <= 1.0:
+            raise ValueError(f"VoiceEmbedding.speech_ratio must be in [0, 1], got {r!r}")
 
 
 @dataclass(slots=True)
@@ -254,7 +267,7 @@ class VoiceEmbedder:
 
     def _reset_segment(self, pts_ns: int | None) -> None:
         self._vad.flush()  # a no-op after _flush_segment; otherwise drops the old segment's state
-        self._vad.restart_at(0)
+        self._vad.restart_at(0)  # a new run: Silero and WebRTC start afresh
         self._vad_windows.clear()
         self._seg_pts_ns = pts_ns
         self._received = 0  # samples of the segment so far
@@ -279,13 +292,13 @@ class VoiceEmbedder:
 
     def _run_vad(self, windows: list[tuple[int, float, Any]]) -> None:
         onset = self.settings.vad.onset
-        self._vad_windows.extend((end, p >= onset) for end, p, _ in windows)
+        self._vad_windows.extend((end, bool(p >= onset)) for end, p, _ in windows)
 
     def _speech_ratio(self, start: int, end: int) -> float:
         """Share of speech among the VAD windows ending in (start, end]; drops older windows."""
         inside = [speech for w_end, speech in self._vad_windows if start < w_end <= end]
         self._vad_windows = [w for w in self._vad_windows if w[0] > end]
-        return sum(inside) / len(inside) if inside else 0.0
+        return float(sum(inside) / len(inside)) if inside else 0.0
 
     def _embed(self, start: int, end: int) -> VoiceEmbedding | None:
         """The item for segment samples [start, end), encoded with its left context."""
@@ -340,7 +353,7 @@ class VoiceEmbedder:
     def push(self, chunk: AudioChunk) -> list[VoiceEmbedding]:
         """Add a chunk; return the embeddings of the hops it completes, in time order.
 
-        Samples outside [-1, 1] are clipped.
+        Samples outside [-1, 1] are clipped. An empty chunk is ignored (its timestamp too).
 
         Raises:
             ConfigError: the chunk is not 16 kHz.
@@ -354,6 +367,8 @@ class VoiceEmbedder:
         samples = np.clip(samples, -1.0, 1.0)  # out-of-range values would overflow the log-mel
         self.stats.chunks += 1
         self.stats.samples += samples.shape[0]
+        if not samples.shape[0]:  # no audio: its timestamp alone must not split the segment
+            return []
         self._source_id = chunk.source_id
         out: list[VoiceEmbedding] = []
         how, samples, overlap = _place_chunk(self.expected_pts_ns, chunk.pts_ns, samples, _SAMPLE_RATE,

@@ -29,10 +29,12 @@ give the same segments.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from reactivex import Observable
@@ -87,6 +89,17 @@ class VadSettings:
     gate_warmup_windows: int = 4
 
     def __post_init__(self) -> None:
+        for name in ("onset", "offset"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ConfigError(f"VadSettings: {name} must be a probability, got {v!r}")
+        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms", "gate_hangover_ms", "gate_warmup_windows",
+                     "webrtc_mode", "webrtc_frame_ms"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise ConfigError(f"VadSettings: {name} must be an int, got {v!r}")
+        if not isinstance(self.webrtc_gate, bool):
+            raise ConfigError(f"VadSettings: webrtc_gate must be True or False, got {self.webrtc_gate!r}")
         if not 0.0 < self.offset <= self.onset < 1.0:
             raise ConfigError(
                 f"VadSettings: need 0 < offset <= onset < 1, got onset={self.onset}, offset={self.offset}")
@@ -210,10 +223,7 @@ class _VadCore:
         self.settings = settings
         self.stats = stats
         self._silero = _Silero()
-        self._webrtc = None
-        if settings.webrtc_gate:
-            webrtcvad = require("webrtcvad", "asr")
-            self._webrtc = webrtcvad.Vad(settings.webrtc_mode)
+        self._webrtc: Any = None  # made per run in _reset_run_state
         self._frame_samples = SAMPLE_RATE_HZ * settings.webrtc_frame_ms // 1000
         self._min_speech_windows = max(1, -(-settings.min_speech_ms * SAMPLE_RATE_HZ // (1000 * WINDOW_SAMPLES)))
         self._min_silence_windows = max(1, -(-settings.min_silence_ms * SAMPLE_RATE_HZ // (1000 * WINDOW_SAMPLES)))
@@ -225,6 +235,10 @@ class _VadCore:
         self._reset_run_state()
 
     def _reset_run_state(self) -> None:
+        if self.settings.webrtc_gate:
+            # WebRTC VAD adapts its noise model to all it has heard and has no reset: a new
+            # one per run, so that a run's decisions never depend on the audio before it
+            self._webrtc = require("webrtcvad", "asr").Vad(self.settings.webrtc_mode)
         self._webrtc_pos = self._base  # next WebRTC frame start
         self._window_pos = self._base  # next Silero window start
         self._last_voice_end = -(1 << 62)  # end of WebRTC's last speech frame

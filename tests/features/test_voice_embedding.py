@@ -190,3 +190,60 @@ def test_push_after_close_is_refused() -> None:
     e.close()
     with pytest.raises(ClosedError, match="after close"):
         e.push(AudioChunk(0, np.zeros(160, np.float32), SR))
+
+
+def test_speech_ratio_does_not_depend_on_audio_before_the_segment(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    """WebRTC VAD (the gate) adapts its noise model to all it hears and has no reset: a segment
+    (after a gap, or the next file through a shared embedder) must get a fresh one. Quiet speech
+    (-40 dB) shows it: reusing the gate turned hop 4's 0.1875 into 0.25, the speech threshold."""
+    quiet = (0.01 * speech + np.random.default_rng(0).normal(0, 0.002, len(speech))).astype(np.float32)
+    tone = (0.5 * np.sin(2 * np.pi * 300 * np.arange(5 * SR) / SR)).astype(np.float32)
+
+    def fresh() -> VoiceEmbedder:
+        return VoiceEmbedder(recognizer=embedder.recognizer)  # shares the model, not the VAD state
+
+    ref = voice_embeddings_array(quiet, start_ns=60 * S, embedder=fresh())[2]
+    assert ref.tolist() == pytest.approx([0.0, 0.0, 0.9333, 0.8125, 0.1875, 0.0], abs=1e-4)
+    for before in (np.tile(speech, 3), tone):
+        e = fresh()
+        voice_embeddings_array(before, embedder=e)  # another file first
+        assert voice_embeddings_array(quiet, start_ns=60 * S, embedder=e)[2].tolist() == ref.tolist()
+        e = fresh()
+        items = e.push(AudioChunk(0, before, SR)) + e.push(AudioChunk(60 * S, quiet, SR)) + e.flush()  # a gap
+        assert np.array_equal(np.float32([it.speech_ratio for it in items if it.pts_ns >= 60 * S]), ref)
+
+
+def test_an_empty_chunk_does_not_split_the_segment(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    ref = _push_in_chunks(embedder, speech, [20000])
+    gaps = embedder.stats.gaps
+    empty = np.zeros(0, np.float32)
+    got = embedder.push(AudioChunk(-7 * S, empty, SR)) + embedder.push(AudioChunk(0, speech[:20000], SR))
+    got += embedder.push(AudioChunk(5 * S, empty, SR))  # a stray timestamp without audio
+    got += embedder.push(AudioChunk(20000 * S // SR, speech[20000:], SR)) + embedder.flush()
+    assert embedder.stats.gaps == gaps
+    assert [(g.pts_ns, g.speech_ratio) for g in got] == [(r.pts_ns, r.speech_ratio) for r in ref]
+    assert all(np.array_equal(g.vector(), r.vector()) for g, r in zip(got, ref))
+
+
+def test_a_hand_made_item_needs_a_speech_ratio_in_0_1() -> None:
+    from streamline.features import VoiceEmbedding
+
+    args = (0, S // 2, np.zeros(384, np.float32), np.ones(384, np.float32), 25, 1.0)
+    with pytest.raises(TypeError, match="speech_ratio"):
+        VoiceEmbedding(*args)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="source_id comes after it"):
+        VoiceEmbedding(*args, "mic")  # code from before speech_ratio existed
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="speech_ratio"):
+            VoiceEmbedding(*args, bad)
+    assert VoiceEmbedding(*args, np.float32(0.5), source_id="mic").speech_ratio == 0.5
+
+
+def test_speech_ratio_is_a_python_float(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    from streamline.speech import VadSettings
+
+    with VoiceEmbedder(VoiceEmbeddingSettings(vad=VadSettings(onset=np.float32(0.5))),
+                       recognizer=embedder.recognizer) as e:
+        items = _push_in_chunks(e, speech, [8000])
+    assert all(type(it.speech_ratio) is float for it in items)
+    assert [it.speech_ratio for it in items] == [it.speech_ratio for it in _push_in_chunks(embedder, speech, [8000])]

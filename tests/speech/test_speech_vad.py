@@ -194,6 +194,28 @@ def test_bad_chunks_and_settings_raise_clear_errors():
         VadSettings(webrtc_frame_ms=25)
     with pytest.raises(ConfigError):
         VadSettings(min_silence_ms=-1)
+    for bad in ({"onset": "0.5"}, {"offset": float("nan")}, {"gate_hangover_ms": float("nan")},
+                {"webrtc_mode": 1.0}, {"webrtc_mode": True}, {"webrtc_frame_ms": 30.0},
+                {"gate_warmup_windows": 2.5}, {"min_speech_ms": None}, {"webrtc_gate": "no"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            VadSettings(**bad)
+    assert VadSettings(onset=np.float32(0.5), min_speech_ms=np.int64(250)).onset == 0.5  # numpy scalars are fine
+
+
+def test_a_new_run_does_not_depend_on_the_audio_before_it(bundled_16k):
+    """WebRTC VAD adapts to what it hears and has no reset: after a flush (end of a run, or a
+    gap) the detector starts from scratch, so a run's probabilities are a fresh detector's."""
+    from streamline.speech.vad import VadStats, _VadCore
+
+    quiet = (0.01 * bundled_16k + np.random.default_rng(0).normal(0, 0.002, len(bundled_16k))).astype(np.float32)
+    fresh = _VadCore(VadSettings(), VadStats())
+    expected = fresh.process(quiet) + fresh.flush()
+    used = _VadCore(VadSettings(), VadStats())
+    used.process(np.tile(bundled_16k, 3))
+    used.flush()
+    used.restart_at(0)
+    got = used.process(quiet) + used.flush()
+    assert [(end, p) for end, p, _ in got] == [(end, p) for end, p, _ in expected]
 
 
 def test_detect_speech_operator_matches_the_push_api(bundled_16k):
