@@ -293,6 +293,6 @@ def format_evaluation(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(format_report(report, title="overall, per class:"))
     if report.get("errors"):
-        lines.append(f"\n{len(report['errors'])} file(s) could not be read:")
+        lines.append(f"\n{len(report['errors'])} file(s) could not be evaluated (unreadable, or none of the requested modalities in them):")
         lines.extend(f"  {e['path']}: {e['error']}" for e in report["errors"])
     return "\n".join(lines)

@@ -111,7 +111,7 @@ def _flagged(window: Any, name: str, dim: int) -> tuple[np.ndarray, np.ndarray] 
         return np.ascontiguousarray(x[:, :dim]), m & (x[:, dim] > 0.5)
     if x.shape[1] == dim:
         return np.ascontiguousarray(x), m
-    raise ConfigError(f"window {window.index}: stream {name!r} values have width {x.shape[1]}, expected {dim + 1}")
+    raise ConfigError(f"window {window.index}: stream {name!r} values have width {x.shape[1]}, expected {dim} or {dim + 1}")
 
 
 def window_inputs(window: Any, *, face: str = "face", voice: str = "voice", text: str = "text") -> WindowInputs:

@@ -193,7 +193,7 @@ def _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter
         pipeline.start()
         progress.restart()  # the ETA counts from the start of the analysis, not of model loading
         done_s = 0.0
-        n_est = 0
+        n_est = n_with_data = 0
         while True:
             try:
                 item = events.get(0.2)
@@ -202,6 +202,9 @@ def _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter
                     if n_est == 0:  # never a silent empty result
                         notes.append(f"{cmd}: note: no estimates: no window of {args.input} held data of the selected "
                                      "modalities (the media may be too short: a voice hop needs 0.1 s of audio)")
+                    elif n_with_data == 0:
+                        notes.append(f"{cmd}: note: none of the {n_est} windows held data: no face was found, "
+                                     "no one spoke and no words were recognised (labels are empty)")
                     say_notes()
                 break
             if item is not None:
@@ -212,6 +215,7 @@ def _run_analyze(args, settings, Pipeline, ReportBuilder, JsonlWriter, VttWriter
                     report.add(item)
                 if hasattr(item, "probs"):
                     n_est += 1
+                    n_with_data += bool(item.modalities)
                     done_s = max(done_s, item.end_s if pipeline.info.duration_s is None
                                  else min(item.end_s, pipeline.info.duration_s))
             progress.update(done_s, f"{n_est} estimates")

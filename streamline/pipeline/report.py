@@ -245,6 +245,9 @@ class ReportBuilder:
                          + ", ".join(f"{c} {e['probs'][c] * 100:.0f}%" for c in CLASSES)
                          + f"; modalities {'+'.join(e['modalities']) or 'none'}")
             parts.append(f"<g><title>{title}</title>")
+            if not e["modalities"]:  # no data: its uniform probabilities are not a finding
+                parts.append(f'<rect x="{x(c0):.2f}" y="{y0}" width="{w:.2f}" height="{h}" fill="#f4f4f4"/></g>')
+                continue
             for c in CLASSES:
                 p = float(e["probs"][c])
                 if p <= 0:
@@ -334,6 +337,8 @@ class ReportBuilder:
         bars = "".join(
             f'<div>{_esc(c):<9} <span class="bar" style="width:{max(s["mean_probs"][c] * 160, 1):.0f}px;'
             f'background:{CLASS_COLORS[c]}"></span> {s["mean_probs"][c] * 100:.0f}%</div>' for c in CLASSES)
+        if not s["estimates_with_data"]:
+            bars = "<div>no estimate with data</div>"
         out.append(f'<div class="card"><h3>Mean class probabilities</h3>{bars}</div>')
         cov = s["modality_coverage"]
         cov_html = "".join(f"<div>{_esc(k)}: {v * 100:.0f}% of windows</div>" for k, v in cov.items())
@@ -355,7 +360,7 @@ class ReportBuilder:
             speed.append(f'<div>estimate latency p50 {lat["p50_ms"]:.0f} ms, p95 {lat["p95_ms"]:.0f} ms '
                          f'(excluding the wait for words)</div>')
         lag = m.get("word_lag") or {}
-        if lag:
+        if lag and self.words:  # without words the lag percentiles are a placeholder 0
             speed.append(f'<div>committed words lag p50 {lag.get("p50_s", 0):.2f} s, p95 {lag.get("p95_s", 0):.2f} s</div>')
         out.append(f'<div class="card"><h3>Processing speed</h3>{"".join(speed) or "-"}'
                    f'<div>{s["estimates"]} estimates</div>{va}</div>')

@@ -273,6 +273,12 @@ class CueSplitter:
         return cues + splitter.end_utterance()
 
 
+#: The VTT writer keeps the estimates a cue to come may still overlap; it assumes a committed
+#: word arrives less than this long after the estimate of a window starting this much later
+#: (the ASR commits within seconds), so that a long run without words keeps a bounded list.
+_VTT_MAX_WORD_LAG_NS = 300_000_000_000
+
+
 class VttWriter(_Writer):
     """WebVTT: the committed words as cues (:class:`CueSplitter`: one per utterance, long ones
     split), each with its dominant emotion, written as soon as both are known.
@@ -296,6 +302,7 @@ class VttWriter(_Writer):
         self._ready: list[list[Word]] = []  # closed cues waiting for their estimates
         self._estimates: list[Any] = []
         self._last_estimate_start_ns = -(1 << 62)
+        self._prune_at = 256  # prune the estimates when this many are kept
         self.cues = 0
 
     def write(self, item: Any) -> None:
@@ -309,9 +316,20 @@ class VttWriter(_Writer):
         elif hasattr(item, "probs") and hasattr(item, "end_ns"):
             self._estimates.append(item)
             self._last_estimate_start_ns = max(self._last_estimate_start_ns, item.start_ns)
+            if len(self._estimates) >= self._prune_at:
+                self._prune()
         else:
             return
         self._flush_ready(final=False)
+
+    def _prune(self) -> None:
+        """Drop the estimates no cue to come can overlap (amortised O(1) per estimate)."""
+        horizon = self._last_estimate_start_ns - _VTT_MAX_WORD_LAG_NS
+        pending = [cue[0].start_ns for cue in self._ready] + [w.start_ns for w in self._splitter._open[:1]]
+        if pending:
+            horizon = min(horizon, min(pending))
+        self._estimates = [e for e in self._estimates if e.end_ns > horizon]
+        self._prune_at = max(256, 2 * len(self._estimates))
 
     def _flush_ready(self, *, final: bool) -> None:
         if final:

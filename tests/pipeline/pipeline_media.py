@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from media_gen import wav
 from streamline.sources import read_audio
 
 
@@ -85,19 +86,7 @@ def video_only_clip(clip: Path, folder: Path) -> Path:
 
 def audio_only_wav(clip: Path, folder: Path) -> Path:
     """The clip's audio alone, 16 kHz mono 16-bit WAV (decoded with read_audio, written with PyAV)."""
-    audio = read_audio(clip)
-    path = folder / "grid_audio_only.wav"
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_s16le", rate=16_000, layout="mono")
-        frame = av.AudioFrame.from_ndarray((np.clip(audio.samples, -1, 1) * 32767).astype(np.int16)[None, :],
-                                           format="s16", layout="mono")
-        frame.sample_rate = 16_000
-        frame.pts = 0
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return wav(folder, "grid_audio_only.wav", np.clip(read_audio(clip).samples, -1, 1)[None], 16_000)
 
 
 def thread_names() -> set[tuple[int | None, str]]:
