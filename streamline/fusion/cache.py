@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 #: Per cache kind, bumped whenever its cached numbers would change (voice 2: Whisper embeddings;
 #: text 2: all-mpnet-base-v2 layers 6+8).
-CACHE_VERSION = {"voice": 3, "face": 1, "text": 2}
+CACHE_VERSION = {"voice": 4, "face": 1, "text": 2}
 VOICE_VARIANTS = 5
 FACE_VARIANTS = 5
 TEXT_VARIANTS = 3
