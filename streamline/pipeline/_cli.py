@@ -148,6 +148,8 @@ def _settings(args: argparse.Namespace) -> Any:
         for field, option in (("length_s", "--window"), ("hop_s", "--hop")):
             msg = msg.replace(f"PipelineSettings.{field}=", f"{option} ").replace(f"PipelineSettings.{field}", option)
             msg = msg.replace(f"{field} (", f"{option} (")
+        if "face modality" in msg:  # e.g. a WAV file: the face is selected by default, not by the input
+            msg += ", or leave the face out with --modalities voice,text"
         raise ConfigError(msg.replace("PipelineSettings: ", "")) from None
 
 

@@ -181,6 +181,9 @@ def test_bad_options_are_refused(bundled_clip, tmp_path, capsys):
     assert "unknown modality smell" in capsys.readouterr().err
     assert main(["analyze", str(bundled_clip), "--window", "2.1"]) == 1
     assert "--window 2.1" in capsys.readouterr().err
+    # 0.5 s suits the voice hops but not the face's 15 Hz grid: the message says how to do without
+    assert main(["analyze", str(bundled_clip), "--window", "0.5"]) == 1
+    assert "leave the face out with --modalities voice,text" in capsys.readouterr().err
 
 
 def test_media_too_short_for_any_window_says_so(tmp_path, capsys):
