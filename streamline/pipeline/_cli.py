@@ -60,11 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "live transcript, latency), or a live terminal view with --headless. --synthetic uses a "
             "generated test pattern and tone instead of devices (no camera needed); a tone is not speech "
             "and the pattern holds no face, so its windows say 'no data': it shows the live path, not "
-            "emotions. Stop with q / Esc in the window, or Ctrl-C."
+            "emotions. --replay FILE plays a recording at its own pace instead (a face and speech to "
+            "watch without a camera). Stop with q / Esc in the window, or Ctrl-C."
         ),
     )
     w.add_argument("--headless", action="store_true", help="terminal view instead of a window")
     w.add_argument("--synthetic", action="store_true", help="synthetic devices (lavfi test pattern and tone)")
+    w.add_argument("--replay", metavar="FILE", help="play a media file in real time instead of the devices")
     w.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     w.add_argument("--camera", default=None, help="camera device (platform default)")
     w.add_argument("--microphone", default=None, help="microphone device (platform default)")
@@ -269,5 +271,8 @@ def _webcam(args: argparse.Namespace) -> int:
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise ConfigError(f"--duration must be a positive number of seconds, got {args.duration}")
     settings = _settings(args)
-    return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, duration_s=args.duration,
+    if args.replay is not None and (args.synthetic or args.camera or args.microphone):
+        raise ConfigError("--replay plays a file instead of the devices: leave out --synthetic, --camera and --microphone")
+    return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, replay=args.replay,
+                      duration_s=args.duration,
                       camera=args.camera, microphone=args.microphone, out=args.out, stats=args.stats)

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..fusion.types import CLASSES
 from ..types import Word
 
@@ -244,6 +245,7 @@ class WindowView:
 
 
 def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool = False,
+               replay: str | os.PathLike[str] | None = None,
                duration_s: float | None = None, camera: str | None = None, microphone: str | None = None,
                out: str | None = None, stats: bool = False, models: Any = None,
                stream: TextIO | None = None) -> int:
@@ -252,7 +254,10 @@ def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool 
     Args:
         settings: :class:`PipelineSettings` (defaults when None).
         headless: the terminal view instead of a window (also used when no display exists).
-        synthetic: the synthetic devices instead of a camera and microphone.
+        synthetic: the synthetic devices instead of a camera and microphone (a tone and a
+            test pattern: the live path without anything to recognise).
+        replay: a media file played at its own pace instead of the devices (a face and
+            speech to watch the live view on, without a camera).
         duration_s: stop after this many seconds (None: until stopped).
         camera, microphone: device names (platform defaults when None).
         out: also write the estimates and words as JSON lines to this file.
@@ -265,13 +270,19 @@ def run_webcam(settings: Any = None, *, headless: bool = False, synthetic: bool 
 
     Raises:
         DeviceError: a device cannot be opened.
+        ConfigError: both ``synthetic`` and ``replay``.
+        MediaNotFoundError, CorruptMediaError, NoMediaStreamsError: ``replay`` cannot be read.
     """
     from .metrics import format_metrics
     from .pipeline import Pipeline
     from .sinks import JsonlWriter
 
+    if synthetic and replay is not None:
+        raise ConfigError("run_webcam: choose the synthetic devices or a replayed file, not both")
     if synthetic:
         pipeline = Pipeline.from_synthetic(settings, duration_s=duration_s, models=models)
+    elif replay is not None:
+        pipeline = Pipeline.from_file(replay, settings, realtime=True, models=models)
     else:
         pipeline = Pipeline.from_devices(settings, camera=camera, microphone=microphone, models=models)
     window = None

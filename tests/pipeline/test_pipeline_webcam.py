@@ -70,6 +70,26 @@ def test_the_terminal_view_prints_one_line_per_estimate(models):
     assert not {name for _, name in thread_names() - before}
 
 
+def test_a_replayed_recording_shows_face_voice_and_words_live(models, bundled_clip):
+    """--replay: the bundled clip paced like a device, through the same live view: the
+    speaker's face, her voice while she speaks, and the words as they are committed."""
+    out = io.StringIO()
+    started = time.monotonic()
+    assert run_webcam(headless=True, replay=bundled_clip, models=models, stream=out) == 0
+    assert time.monotonic() - started >= 2.5  # real time: the 3 s clip is not rushed through
+    lines = [x for x in out.getvalue().splitlines() if x.startswith("t=")]
+    assert len(lines) >= 5 and all("face" in x for x in lines)
+    assert any("[face+voice" in x for x in lines) and "blue" in out.getvalue().lower()
+    assert not any("no data" in x for x in lines)
+
+
+def test_replay_and_devices_are_exclusive(bundled_clip, capsys):
+    assert main(["webcam", "--headless", "--replay", str(bundled_clip), "--synthetic"]) == 1
+    assert "leave out --synthetic" in capsys.readouterr().err
+    assert main(["webcam", "--headless", "--replay", "no_such_file.mp4"]) == 1
+    assert "no_such_file.mp4" in capsys.readouterr().err
+
+
 def test_webcam_command_headless_synthetic_reports_the_duration_that_ran(capsys):
     assert main(["webcam", "--headless", "--synthetic", "--duration", "3.5", "--modalities", "face,voice",
                  "--stats"]) == 0
