@@ -5,7 +5,7 @@ through :class:`VoiceEmbedder` (one Whisper tiny.en encoder call per 0.5 s hop, 
 thread): real-time factor and time per item. Voice features: 60 s of speech (JFK tiled from ../shared/data, or a generated vowel/noise
 signal when that is absent), as one array (the training-cache path), as 20 ms
 chunks through :class:`VoiceFeatureExtractor` (the live path) and through the
-reactive operator. Text: all-MiniLM-L6-v2 on distinct MELD lines (or generated
+reactive operator. Text: all-mpnet-base-v2 (layers 6 and 8) on distinct MELD lines (or generated
 sentences) one at a time as the stream does, and in batches of 32 as the
 training caches do; VADER valence per line.
 

@@ -8,7 +8,7 @@
   contrastive training shaped for topical similarity. Chosen on MELD's
   validation dialogues, never on dev: a logistic regression on layers 6+8 scored
   62.8 weighted-F1 there, against 58.2 on the last layer's sentence embedding
-  and 58.9 for the best mix of all-MiniLM-L6-v2 layers (docs/model_card.md).
+  and 58.9 for the best mix of all-MiniLM-L6-v2 layers (docs/features.md).
   Layers 9-12 are dropped at load time, which saves a third of the compute.
 * Valence: VADER's compound score in [-1, 1] (Hutto & Gilbert 2014,
   ``vaderSentiment``), a lexicon and rules, no model.

@@ -43,7 +43,8 @@ Fusion strategies (``FusionConfig.strategy``):
   gate weights.
 
 Calibration: logits are divided by a temperature chosen per modality subset
-(8 subsets, fitted on a validation split by :func:`fit_temperature`; Guo et
+(the 7 non-empty subsets, fitted on a validation split by :func:`fit_temperature`,
+and the empty one, fixed at 1; Guo et
 al., "On Calibration of Modern Neural Networks", ICML 2017). Confidence is the
 calibrated maximum probability.
 """
