@@ -958,8 +958,8 @@ class Pipeline:
         depth, max depth, delivered, dropped, seconds blocked), ``estimate_latency``
         (live only: ``total``, ``excluding_words``, ``waiting_for_words``, each with
         percentiles in ms, emission time minus window end on the session clock),
-        ``word_lag`` (committed-word lag in audio seconds: p50, p95, max), ``sync``
-        (windows, incomplete windows, late items per stream), ``modality_coverage``
+        ``word_lag`` (committed-word lag in audio seconds: p50, p95, max; None before the
+        first committed word), ``sync`` (windows, incomplete windows, late items per stream), ``modality_coverage``
         (share of estimates with each modality present).
         """
         now = time.perf_counter()
@@ -993,8 +993,9 @@ class Pipeline:
             out["estimate_latency"] = None
         if self._speech_stage is not None and self._speech_stage.transcribers:
             st = self._speech_stage.transcribers[-1].stats
+            # without a committed word there is no lag to report (not a lag of 0 s)
             out["word_lag"] = {"p50_s": round(st.lag_percentile_s(50), 3), "p95_s": round(st.lag_percentile_s(95), 3),
-                               "max_s": round(st.lag_max_s, 3)}
+                               "max_s": round(st.lag_max_s, 3)} if st.words_committed else None
             out["asr"] = st.as_dict()
         else:
             out["word_lag"] = None

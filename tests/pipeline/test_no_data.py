@@ -128,8 +128,10 @@ def test_analyze_says_when_no_window_held_data(tmp_path, capsys) -> None:
     from streamline.cli import main
 
     path = wav(tmp_path, "silence.wav", np.zeros((1, 3 * 16_000), np.float32), 16_000)
-    assert main(["analyze", str(path), "--out", str(tmp_path / "e.jsonl")]) == 0
+    assert main(["analyze", str(path), "--out", str(tmp_path / "e.jsonl"), "--stats"]) == 0
     rows = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     estimates = [r for r in rows if r["type"] == "estimate"]
     assert estimates and all(r["label"] is None and r["modalities"] == [] for r in estimates)
-    assert f"none of the {len(estimates)} windows held data" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"none of the {len(estimates)} windows held data" in err
+    assert "committed-word lag" not in err  # no words: no lag figures, rather than 0 s
