@@ -265,7 +265,7 @@ def _restore_sigint(previous: Any) -> None:
 
 
 def _webcam(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
+    from ..errors import ConfigError, DeviceError
     from .live_view import run_webcam
 
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
@@ -273,6 +273,12 @@ def _webcam(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.replay is not None and (args.synthetic or args.camera or args.microphone):
         raise ConfigError("--replay plays a file instead of the devices: leave out --synthetic, --camera and --microphone")
-    return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, replay=args.replay,
-                      duration_s=args.duration,
-                      camera=args.camera, microphone=args.microphone, out=args.out, stats=args.stats)
+    try:
+        return run_webcam(settings, headless=args.headless, synthetic=args.synthetic, replay=args.replay,
+                          duration_s=args.duration, camera=args.camera, microphone=args.microphone, out=args.out,
+                          stats=args.stats)
+    except DeviceError as exc:
+        if args.synthetic or args.replay is not None:
+            raise
+        raise DeviceError(f"{exc} (no camera or microphone here? --synthetic runs on test sources, "
+                          "--replay FILE on a recording)") from None

@@ -106,11 +106,14 @@ def open_device(url: str, format_name: str, options: dict[str, str] | None = Non
         DeviceError: the input format is not in this FFmpeg build, or the device
             cannot be opened (missing, busy, no permission, unsupported mode).
     """
-    if format_name not in av.formats_available:
+    # FFmpeg lists a format under all its names at once ("video4linux2,v4l2")
+    available = {name for entry in av.formats_available for name in entry.split(",")}
+    if format_name not in available:
+        devices = ("v4l2", "alsa", "pulse", "x11grab", "avfoundation", "dshow", "lavfi")
         raise DeviceError(
             f"input format {format_name!r} is not available in this PyAV/FFmpeg build "
             f"(device {url!r}); available device formats here: "
-            f"{', '.join(sorted(f for f in ('v4l2', 'alsa', 'pulse', 'avfoundation', 'dshow', 'lavfi') if f in av.formats_available))}"
+            f"{', '.join(f for f in devices if f in available)}"
         )
     try:
         return av.open(url, mode="r", format=format_name, options=dict(options or {}), timeout=_OPEN_TIMEOUT_S)

@@ -83,6 +83,12 @@ def test_a_replayed_recording_shows_face_voice_and_words_live(models, bundled_cl
     assert not any("no data" in x for x in lines)
 
 
+def test_a_missing_camera_says_how_to_run_without_one(capsys):
+    assert main(["webcam", "--headless", "--camera", "/dev/video97", "--duration", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open v4l2 device '/dev/video97'" in err and "--replay FILE" in err
+
+
 def test_replay_and_devices_are_exclusive(bundled_clip, capsys):
     assert main(["webcam", "--headless", "--replay", str(bundled_clip), "--synthetic"]) == 1
     assert "leave out --synthetic" in capsys.readouterr().err
