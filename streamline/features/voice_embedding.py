@@ -278,10 +278,15 @@ class VoiceEmbedder:
             self._hop_k = pts_ns // hop_ns  # the hop in progress (on the session grid)
 
     def _boundary(self, k: int) -> int:
-        """Segment sample index of the session time ``k * hop`` (clipped at 0)."""
+        """Segment index of the first sample at or after the session time ``k * hop`` (clipped at 0).
+
+        At or after, not nearest: a hop's first sample must lie in the hop, or with audio
+        stamped off the sample grid the next hop's item would fall in the window before,
+        and a hop's end (its watermark) would stop short of the window end it completes.
+        """
         assert self._seg_pts_ns is not None
         t = k * self.settings.hop_ns - self._seg_pts_ns
-        return max(0, (t * _SAMPLE_RATE + _NS_PER_S // 2) // _NS_PER_S)
+        return max(0, -(-t * _SAMPLE_RATE // _NS_PER_S))
 
     @property
     def expected_pts_ns(self) -> int | None:

@@ -101,6 +101,19 @@ def test_no_look_ahead(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
     assert not np.array_equal(first[4].vector(), other[4].vector())
 
 
+def test_audio_stamped_between_samples_keeps_each_item_in_its_own_hop(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
+    """A live source's first chunk is stamped at any nanosecond (here 0.728141 ms): every item's
+    first sample is still inside its hop, and a full hop ends at or after the hop's end, so its
+    watermark completes the window ending there (a nearest-sample rule put the next hop's item
+    22 us before the boundary: in the earlier window, whose voice then waited a hop longer)."""
+    hop = S // 2
+    items = _push_in_chunks(embedder, speech, [341], start_ns=728_141)
+    hops = [it.pts_ns // hop for it in items]
+    assert hops == list(range(len(items)))  # one item per hop, each stamped inside its own
+    for k, it in enumerate(items[:-1]):  # full hops end at their boundary, less than a sample past it
+        assert (k + 1) * hop <= it.end_ns < (k + 1) * hop + S // SR
+
+
 def test_a_stream_starting_off_the_grid_gives_a_partial_first_hop(embedder: VoiceEmbedder, speech: np.ndarray) -> None:
     times, vecs, _ = voice_embeddings_array(speech[:16000], start_ns=S // 4, embedder=embedder)
     # samples cover [0.25 s, 1.25 s): hops [0.25, 0.5) partial, [0.5, 1.0) full, [1.0, 1.25) partial
