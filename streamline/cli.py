@@ -52,10 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> None:
+    import difflib
+
+    sub = next((a.choices[command] for a in parser._actions  # noqa: SLF001 - argparse keeps them here
+                if isinstance(a, argparse._SubParsersAction) and command in a.choices), parser)
+    options = [o for action in sub._actions for o in action.option_strings]  # noqa: SLF001
+    hints = [f"{x} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(x, options, n=1)) else x
+             for x in extra]
+    sub.error(f"unrecognized arguments: {' '.join(hints)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser: its usage line, and the option meant if close
+        _refuse_unknown(parser, args.command, extra)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",

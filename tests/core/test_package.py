@@ -118,3 +118,10 @@ def test_cli_bad_input_exits_nonzero_with_one_line(tmp_path, content):
         assert out.returncode == 1
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "bad.mp4" in lines[0] and "Traceback" not in out.stderr
+
+
+def test_an_option_typo_is_refused_by_the_subcommand_with_the_likely_option(bundled_clip):
+    out = subprocess.run([*CLI, "analyze", str(bundled_clip), "--ouput", "x.jsonl"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert "usage: streamline analyze" in out.stderr and "--ouput (did you mean --out?)" in out.stderr
