@@ -22,16 +22,16 @@ import fcntl
 import hashlib
 import importlib.util
 import os
-from contextlib import contextmanager
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from .errors import ModelNotFoundError
 
-__all__ = ["ModelSpec", "MODELS", "resolve_model", "sha256_of", "sha256_once", "cache_root", "cache_lock",
-           "concatenate_parts"]
+__all__ = ["ModelSpec", "MODELS", "resolve_model", "package_dir", "sha256_of", "sha256_once", "cache_root",
+           "cache_lock", "concatenate_parts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,8 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def _package_dir(module: str) -> Path | None:
+def package_dir(module: str) -> Path | None:
+    """The folder of an installed package ``module``, or None if it is not installed."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -144,9 +145,9 @@ def resolve_model(name: str, model_dir: str | os.PathLike[str] | None = None) ->
     candidates: list[Path] = []
     if os.environ.get("STREAMLINE_MODEL_DIR"):
         candidates.append(Path(os.environ["STREAMLINE_MODEL_DIR"]).expanduser() / spec.name)
-    package_dir = _package_dir(spec.module)
-    if package_dir is not None:
-        candidates.append(package_dir / spec.relpath)
+    installed = package_dir(spec.module)
+    if installed is not None:
+        candidates.append(installed / spec.relpath)
     for candidate in candidates:
         tried.append(str(candidate))
         found = _accept(candidate, spec)

